@@ -1,0 +1,45 @@
+# Set-up and the two everyday jobs. `make run` and `make test` create .venv and install everything first.
+#
+#   TORCH   the torch requirement installed before the package. Default: the CPU build 2.13.0.
+#           GPU users: make run TORCH="torch"   (or any pip spec / wheel path for your CUDA version)
+#   PYTHON  interpreter used to create the venv (>= 3.10)
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+EXTRAS ?= data,serve,export,viz,dev
+PYTEST_ARGS ?=
+BIN := $(VENV)/bin
+
+.PHONY: install run test test-slow lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+run: install  ## the quickstart: NIN-MNIST on the embedded digits, prints the test accuracy
+	$(BIN)/nin train --out runs/quickstart
+
+test: install  ## the default suite (minutes on 2 cores)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install  ## the long checks
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: install
+	$(BIN)/nin bench
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

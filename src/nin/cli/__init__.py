@@ -1,0 +1,61 @@
+"""The one console script ``nin``: a thin shell that dispatches subcommands from a table.
+
+Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``; modules
+are imported only when their command runs, so ``nin --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from nin import __version__
+from nin.errors import NinError
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("nin.cli.list_cmd", "list models, configs, datasets and preprocessors"),
+    "train": ("nin.cli.train_cmd", "train a model (no arguments: NIN-MNIST quickstart on the embedded data)"),
+    "eval": ("nin.cli.eval_cmd", "evaluate a checkpoint on its test split"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nin", description="Network In Network (Lin, Chen, Yan 2013): train, reproduce, explain, serve."
+    )
+    parser.add_argument("--version", action="version", version=f"nin {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(message)s" if args.verbose else "%(message)s",
+        stream=sys.stderr,
+    )
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except NinError as exc:
+        print(f"nin {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"nin {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

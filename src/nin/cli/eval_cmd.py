@@ -1,0 +1,52 @@
+"""``nin eval CHECKPOINT``: rebuild the model from the file alone and evaluate it on its test split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", type=Path, help="a .pt file written by `nin train` or `nin import`")
+    p.add_argument("--dataset", default=None, help="dataset name (default: the one the checkpoint was trained on)")
+    p.add_argument("--split", default=None, help="split to evaluate (default: the config's test split)")
+    p.add_argument("--data-root", default=None, help="folder holding the dataset files")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="auto", help="auto | bf16 | fp32")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nin.data.preprocess import preprocessor_from_state
+    from nin.data.registry import load_dataset
+    from nin.errors import ConfigError
+    from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
+    from nin.train.evaluate import evaluate
+    from nin.train.runtime import select_runtime
+
+    ckpt = load_checkpoint(args.checkpoint)
+    train_cfg = ckpt.get("train") or {}
+    dataset = args.dataset or train_cfg.get("dataset")
+    if not dataset:
+        raise ConfigError(f"{args.checkpoint} does not record a dataset (imported weights?); pass --dataset NAME")
+    split = args.split or train_cfg.get("test_split", "test")
+    root = args.data_root or train_cfg.get("data_root")
+    ds = load_dataset(dataset, split, root)
+    want = (ckpt["input"]["channels"], ckpt["input"]["height"], ckpt["input"]["width"])
+    if ds.shape != want:
+        raise ConfigError(f"{dataset}:{split} images are {ds.shape} but the checkpoint expects {want}")
+    rt = select_runtime(args.device, args.precision)
+    model = build_from_checkpoint(ckpt).to(rt.device, memory_format=rt.memory_format)
+    pre = preprocessor_from_state(ckpt["preprocess"])
+    m = evaluate(model, ds.images, ds.labels, pre, rt, args.batch_size)
+    m.update({"dataset": dataset, "split": split, "model": ckpt["model"]["name"], "checkpoint": str(args.checkpoint)})
+    if args.json:
+        print(json.dumps(m))
+    else:
+        print(
+            f"{m['model']} on {dataset}:{split}: accuracy {100 * m['accuracy']:.2f}% "
+            f"(error {m['error_pct']:.2f}%), loss {m['loss']:.4f}, n={m['n']}"
+        )
+    return 0

@@ -1,0 +1,48 @@
+"""Evaluation over an in-memory dataset: loss, error, accuracy, and optionally the predictions."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nin.data.preprocess import Preprocessor
+from nin.train.runtime import Runtime
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, pre: Preprocessor, rt: Runtime, batch_size: int = 256
+) -> torch.Tensor:
+    """Logits (N, K) in float32 on the CPU for uint8 images (N, C, H, W)."""
+    model.eval()
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x = pre.apply(images[i : i + batch_size].to(rt.device, non_blocking=True))
+        x = x.contiguous(memory_format=rt.memory_format)
+        with rt.autocast():
+            out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, pre: Preprocessor, rt: Runtime, batch_size: int = 256
+) -> dict:
+    """``{"loss", "accuracy" (0-1), "error_pct", "n"}`` over the whole set, in eval mode."""
+    was_training = model.training
+    logits = predict_logits(model, images, pre, rt, batch_size)
+    model.train(was_training)
+    labels = labels.cpu()
+    n = int(labels.numel())
+    if n == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "error_pct": float("nan"), "n": 0}
+    loss = F.cross_entropy(logits, labels).item()
+    acc = (logits.argmax(1) == labels).float().mean().item()
+    return {"loss": loss, "accuracy": acc, "error_pct": 100.0 * (1.0 - acc), "n": n}
+
+
+def confusion_matrix(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K, K) counts: row = true class, column = predicted class."""
+    pred = logits.argmax(1)
+    idx = labels.cpu() * num_classes + pred.cpu()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)

@@ -1,0 +1,88 @@
+"""The device and precision policy: the one place that branches on the hardware."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from nin.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    amp_dtype: torch.dtype | None  # autocast dtype, None = plain fp32
+    channels_last: bool
+    compile: bool
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def describe(self) -> str:
+        prec = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        return (
+            f"{self.device} {prec}{' channels_last' if self.channels_last else ''}{' compiled' if self.compile else ''}"
+        )
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda asked for, but this torch build sees no CUDA GPU; use device=cpu")
+    return device
+
+
+def select_runtime(
+    device: str = "auto", precision: str = "auto", channels_last: str = "auto", compile: str = "auto"
+) -> Runtime:
+    """Choose device, autocast dtype, memory format and compilation.
+
+    ``auto`` precision is bf16 on CUDA GPUs that support it and on CPUs with native bf16 (measured:
+    bf16 emulated on an AVX2-only CPU is slower than fp32), fp32 elsewhere. channels_last is on wherever
+    oneDNN or cuDNN run convolutions faster in it (CPU and CUDA).
+    """
+    dev = resolve_device(device)
+    if precision == "auto":
+        if dev.type == "cuda":
+            bf16 = torch.cuda.is_bf16_supported()
+        else:
+            bf16 = dev.type == "cpu" and cpu_has_native_bf16()
+    elif precision == "bf16":
+        bf16 = True
+    elif precision == "fp32":
+        bf16 = False
+    else:
+        raise ConfigError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    cl = dev.type in ("cpu", "cuda") if channels_last == "auto" else channels_last == "on"
+    comp = dev.type == "cuda" if compile == "auto" else compile == "on"
+    return Runtime(dev, torch.bfloat16 if bf16 else None, cl, comp)

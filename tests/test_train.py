@@ -1,0 +1,206 @@
+import json
+import math
+
+import pytest
+import torch
+
+from nin.errors import ConfigError, TrainingError
+from nin.train import TrainConfig, apply_overrides, load_checkpoint, train
+from nin.train.configs import get_config, list_configs
+from nin.train.optim import Schedule, param_groups
+from nin.train.runtime import select_runtime
+
+CPU32 = select_runtime("cpu", "fp32", "off", "off")
+
+
+def tiny_cfg(**kw):
+    base = dict(
+        name="tiny",
+        model="nin_mnist",
+        dataset="synthetic_mnist",
+        batch_norm=True,
+        init="kaiming",
+        translate=1,
+        epochs=2,
+        batch_size=16,
+        lr=0.05,
+        bias_lr_mult=1.0,
+        last_lr_mult=1.0,
+        schedule="cosine",
+        stall_steps=0,
+        device="cpu",
+        precision="fp32",
+        channels_last="off",
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_run_folder(tmp_path, tiny_data):
+    r = train(tiny_cfg(), out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
+    assert r.steps == 2 * (96 // 16)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    for key in ("lr", "train_loss", "train_error_pct", "test_loss", "test_error_pct", "img_per_s", "wall_time_s"):
+        assert key in rows[0]
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["config"]["model"] == "nin_mnist"
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["classes"] == list(tiny_data[0].classes)
+    assert ckpt["input"] == {"channels": 1, "height": 28, "width": 28}
+    assert ckpt["resume"]["epoch"] == 2
+    assert (tmp_path / "best.pt").exists()
+    # plain torch.load with weights_only=True reads it: nothing but tensors and plain types inside
+    torch.load(tmp_path / "last.pt", weights_only=True)
+
+
+def _weights(path):
+    return load_checkpoint(path)["state_dict"]
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("crash_at,every", [(7, 0), (4, 1), (9, 3)])
+def test_resume_equals_uninterrupted_bitwise(tmp_path, tiny_data, crash_at, every):
+    """Interrupted at an epoch boundary or mid-epoch, then resumed: the same final weights, bit for bit."""
+    cfg = tiny_cfg(checkpoint_every=every, dropout=0.5)
+    train(cfg, out_dir=tmp_path / "a", progress=False, data=tiny_data, runtime=CPU32)
+
+    def crash(step):
+        if step == crash_at:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(cfg, out_dir=tmp_path / "b", progress=False, data=tiny_data, runtime=CPU32, on_step=crash)
+    train(cfg, out_dir=tmp_path / "b", resume=True, progress=False, data=tiny_data, runtime=CPU32)
+    a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = [json.loads(x)["epoch"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [1, 2]
+
+
+def test_resume_refuses_a_different_config(tmp_path, tiny_data):
+    train(tiny_cfg(epochs=1), out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
+    with pytest.raises(ConfigError, match="different config"):
+        train(tiny_cfg(epochs=2, lr=0.2), out_dir=tmp_path, resume=True, progress=False, data=tiny_data, runtime=CPU32)
+
+
+def test_resume_can_extend_epochs(tmp_path, tiny_data):
+    train(tiny_cfg(epochs=1, schedule="constant"), out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
+    r = train(
+        tiny_cfg(epochs=2, schedule="constant"),
+        out_dir=tmp_path,
+        resume=True,
+        progress=False,
+        data=tiny_data,
+        runtime=CPU32,
+    )
+    assert r.epochs == 2 and r.steps == 12
+
+
+def test_learns_the_synthetic_task(tmp_path, tiny_data):
+    r = train(
+        tiny_cfg(epochs=6, translate=0, dropout=0.0), out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32
+    )
+    assert r.final["accuracy"] >= 0.9
+
+
+def test_stall_is_detected_and_explained(tmp_path, tiny_data):
+    # Force dead class maps: a huge negative bias on the last cccp -> ReLU outputs zeros everywhere.
+    cfg = tiny_cfg(batch_norm=False, init="paper", stall_steps=3, epochs=2, lr=1e-6)
+
+    import nin.train.engine as engine
+
+    real = engine.build_model
+
+    def dead(name, **opts):
+        m = real(name, **opts)
+        with torch.no_grad():
+            m.last_layer().bias.fill_(-1e3)
+        return m
+
+    engine.build_model = dead
+    try:
+        with pytest.raises(TrainingError, match=r"stalled.*ln\(10\).*init=kaiming"):
+            train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
+        r = train(cfg.replace(on_stall="warn"), out_dir=tmp_path / "w", progress=False, data=tiny_data, runtime=CPU32)
+        assert math.isclose(r.final["loss"], math.log(10), rel_tol=1e-4)
+    finally:
+        engine.build_model = real
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
+    cfg = tiny_cfg(epochs=2, schedule="constant")
+    train(cfg.replace(epochs=1), out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
+    good = _weights(tmp_path / "last.pt")
+    with pytest.raises(TrainingError, match="diverged"):
+        train(cfg.replace(lr=1e30, epochs=2), out_dir=tmp_path / "x", progress=False, data=tiny_data, runtime=CPU32)
+    assert not (tmp_path / "x" / "last.pt").exists()
+    assert all(torch.equal(good[k], v) for k, v in _weights(tmp_path / "last.pt").items())
+
+
+def test_paper_parameter_groups():
+    from nin.models import build_model
+
+    cfg = TrainConfig(lr=0.1, weight_decay=1e-4)
+    groups = {g["name"]: g for g in param_groups(build_model("nin_cifar10"), cfg)}
+    assert groups["weights"]["lr"] == pytest.approx(0.1) and groups["weights"]["weight_decay"] == 1e-4
+    assert groups["biases"]["lr"] == pytest.approx(0.2) and groups["biases"]["weight_decay"] == 0
+    assert groups["last_weights"]["lr"] == pytest.approx(0.01)
+    assert groups["last_biases"]["lr"] == pytest.approx(0.02) and groups["last_biases"]["weight_decay"] == 0
+    assert sum(len(g["params"]) for g in groups.values()) == 18
+
+
+def test_schedules():
+    spe = 10
+    step = Schedule(TrainConfig(schedule="step", epochs=10, milestones=(3, 6)), spe)
+    assert [step.factor(e * spe) for e in (0, 3, 6)] == pytest.approx([1, 0.1, 0.01])
+    cos = Schedule(TrainConfig(schedule="cosine", epochs=10), spe)
+    assert cos.factor(0) == 1 and cos.factor(100) == pytest.approx(0)
+    one = Schedule(TrainConfig(schedule="onecycle", epochs=10), spe)
+    assert one.factor(0) == pytest.approx(0.04) and one.factor(25) == pytest.approx(1) and one.factor(100) == 0
+    plat = Schedule(TrainConfig(schedule="plateau", plateau_patience=2, plateau_drops=2), spe)
+    drops = [plat.epoch_end(e) for e in (10, 9, 9, 9, 9, 9, 9, 9)]
+    assert sum(drops) == 2 and plat.factor(0) == pytest.approx(0.01)
+
+
+def test_overrides_are_checked():
+    cfg = get_config("quickstart")
+    new = apply_overrides(
+        cfg, ["epochs=3", "batch_size=32", "lr=0.01", "flip=true", "milestones=2,4", "data_root=none"]
+    )
+    assert (new.epochs, new.batch_size, new.lr, new.flip, new.milestones) == (3, 32, 0.01, True, (2, 4))
+    with pytest.raises(ConfigError, match=r"valid keys:.*epochs"):
+        apply_overrides(cfg, ["epoch=3"])
+    with pytest.raises(ConfigError, match="expected int"):
+        apply_overrides(cfg, ["epochs=three"])
+    with pytest.raises(ConfigError, match="true or false"):
+        apply_overrides(cfg, ["flip=maybe"])
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(cfg, ["epochs"])
+    with pytest.raises(ConfigError, match="schedule"):
+        apply_overrides(cfg, ["schedule=linear"])
+    with pytest.raises(ConfigError, match="epochs must be > 0"):
+        apply_overrides(cfg, ["epochs=0"])
+
+
+@pytest.mark.parametrize("name", list_configs())
+def test_every_config_runs_a_step(tmp_path, name):
+    """Each registered config builds its model and takes one optimiser step on data of its shape."""
+    from nin.data.registry import dataset_info
+    from nin.data.synthetic import synthetic_dataset
+
+    cfg = get_config(name)
+    info = dataset_info(cfg.dataset)
+    n = 2 * min(cfg.batch_size, 8)
+    data = (
+        synthetic_dataset(info.shape, info.num_classes, n, 1),
+        synthetic_dataset(info.shape, info.num_classes, 4, 2),
+    )
+    cfg = cfg.replace(batch_size=n // 2, max_steps=1, epochs=1, device="cpu", stall_steps=0)
+    r = train(cfg, out_dir=tmp_path, progress=False, data=data, runtime=CPU32)
+    assert r.steps == 1 and math.isfinite(r.final["loss"])
