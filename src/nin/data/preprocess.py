@@ -92,6 +92,16 @@ class Preprocessor:
 
     __call__ = apply
 
+    def prepare_image(self, image, channels: int, size: tuple[int, int]) -> torch.Tensor:
+        """One PIL image -> uint8 (C, H, W) at the model's input size, before :meth:`apply`.
+
+        Default: convert the mode (see :func:`nin.data.images.to_mode`) and resize bilinearly to ``size``.
+        Preprocessors with their own geometry (ImageNet: shorter side + centre crop, BGR) override this.
+        """
+        from nin.data.images import pil_to_tensor
+
+        return pil_to_tensor(image, channels, size)
+
     def state_dict(self) -> dict:
         return {
             "name": self.name,

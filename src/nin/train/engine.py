@@ -94,6 +94,7 @@ def train(
     runtime: Runtime | None = None,
     data: tuple[Dataset, Dataset] | None = None,
     on_step: Callable[[int], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> Result:
     """Train ``cfg`` and write the run folder ``out_dir`` (config.json, metrics.jsonl, last.pt, best.pt).
 
@@ -106,6 +107,7 @@ def train(
         data: (train, test) datasets to use instead of loading ``cfg.dataset``.
         on_step: called with the global step number after every optimiser step (and any mid-epoch
             checkpoint); an exception it raises stops training as a crash would.
+        on_epoch: called with each epoch's metrics row (as written to metrics.jsonl), e.g. for TensorBoard.
     """
     t_start = time.perf_counter()
     cfg = validate(cfg)
@@ -291,6 +293,8 @@ def train(
                 row["lr_drop"] = True
             final = {**test, "epoch": epoch + 1, "train_error_pct": train_err, "train_loss": train_loss}
             _append_jsonl(metrics_path, row)
+            if on_epoch is not None:
+                on_epoch(row)
             msg = (
                 f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f} err {train_err:.2f}%  "
                 f"test loss {test['loss']:.4f} err {test['error_pct']:.2f}%  {row['img_per_s']:.0f} img/s"
