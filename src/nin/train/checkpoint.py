@@ -154,7 +154,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def load_resumable(run_dir: Path) -> dict | None:
-    """The newest good resumable checkpoint of a run: ``last.pt``, else ``last.prev.pt`` with a warning."""
+    """The newest good resumable checkpoint of a run: ``last.pt``, else ``last.prev.pt`` with a warning.
+
+    Temporary files left by writes that were killed midway are removed (one process owns a run folder).
+    """
+    for stale in run_dir.glob(".*.pt.*.tmp"):
+        stale.unlink(missing_ok=True)
     last = run_dir / "last.pt"
     for candidate in (last, previous_path(last)):
         if not candidate.exists():

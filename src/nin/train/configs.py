@@ -30,8 +30,9 @@ def get_config(name: str) -> TrainConfig:
 
 
 # The quickstart: NIN-MNIST on the embedded 8,000/2,000 digits, trained fast on a laptop CPU.
-# Deviation from paper: BN after every conv, He init, one-cycle lr, label smoothing and +-2 px shifts
-# (the modern recipe) — the paper recipe needs hundreds of epochs; this one reaches ~99% in minutes.
+# Deviation from paper: BN after every conv, He init, one-cycle lr, label smoothing, +-1 px shifts and no
+# dropout (the modern recipe) — the paper recipe needs hundreds of epochs; this one reaches ~99% in 4.
+# Chosen by a sweep (3 seeds each): dropout 0.5 lost ~0.8 points in 4 epochs; 3 epochs was ~0.3 worse.
 register_config(
     TrainConfig(
         name="quickstart",
