@@ -7,6 +7,7 @@ reported the same way for Caffe and MXNet, naming the layer.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from nin.errors import DataError
@@ -60,6 +61,7 @@ def normalize(name: str) -> str:
     return name.replace("-", "_")
 
 
+@functools.cache
 def arch_spec(model_name: str) -> ArchSpec:
     """The expected layers of a registered NIN (built once on the CPU to read its shapes)."""
     from nin.models import build_model, feature_size

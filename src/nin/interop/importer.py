@@ -120,8 +120,8 @@ def load_weights(
             got = "no bias" if b is None else f"a bias of {b.size} values"
             raise DataError(f"{source}: layer {c.name!r} has {got}; {spec.model_name} needs {c.out_channels}")
         with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(np.asarray(w, dtype=np.float32).reshape(want)))
-            conv.bias.copy_(torch.from_numpy(np.asarray(b, dtype=np.float32).reshape(-1)))
+            conv.weight.copy_(torch.from_numpy(np.array(w, dtype=np.float32).reshape(want)))
+            conv.bias.copy_(torch.from_numpy(np.array(b, dtype=np.float32).reshape(-1)))
     if reshaped:
         log.info(
             "%s: stored dims differ from the layer shapes for %s; reshaped by element count",
