@@ -68,9 +68,9 @@ def parse_text(text: str, source: str = "prototxt") -> Message:
     i = 0
     while i < len(toks):
         tok = toks[i]
-        if tok == "}":
+        if tok in ("}", ">"):
             if len(stack) == 1:
-                raise DataError(f"{source}: unbalanced '}}'")
+                raise DataError(f"{source}: unbalanced {tok!r}")
             stack.pop()
             i += 1
             continue
