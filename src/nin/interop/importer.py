@@ -41,7 +41,7 @@ _CAFFE_IGNORED = {
 _CAFFE_KINDS = {"Convolution": "conv", "ReLU": "relu", "Pooling": "pool", "Dropout": "dropout"}
 
 
-def caffe_ops(net: Net) -> list[Op]:
+def caffe_ops(net: Net, source: str = "caffe net") -> list[Op]:
     """A Caffe net's layers as :class:`Op` (layers without effect on inference left out)."""
     ops = []
     for layer in net.layers:
@@ -53,7 +53,7 @@ def caffe_ops(net: Net) -> list[Op]:
             op.out_channels = layer.conv["num_output"] or None
             op.kernel, op.stride, op.pad = layer.conv["kernel"], layer.conv["stride"], layer.conv["pad"]
             if layer.conv["group"] != 1:
-                raise DataError(f"layer {layer.name!r} is a grouped convolution; NIN has none")
+                raise DataError(f"{source}: layer {layer.name!r} is a grouped convolution; NIN has none")
         if layer.pool:
             p = layer.pool
             op.kernel, op.stride, op.pad, op.method = p["kernel"], p["stride"], p["pad"], p["method"]
@@ -193,9 +193,10 @@ def import_caffe(
     transform: dict = {}
     if prototxt is not None:
         definition, transform = read_prototxt(prototxt)
-        ops, where = caffe_ops(definition), Path(prototxt).name
+        where = Path(prototxt).name
+        ops = caffe_ops(definition, where)
     else:
-        ops, where = caffe_ops(net), source_name
+        ops, where = caffe_ops(net, source_name), source_name
     model_name = _resolve_arch(arch, ops)
     spec = archspec.arch_spec(model_name)
     full = any(op.kind == "pool" for op in ops)
