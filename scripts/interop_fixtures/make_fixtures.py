@@ -1,8 +1,8 @@
 """Write the interop test fixtures with the real frameworks (MXNet 1.9.1, protobuf), in a throwaway venv.
 
-    python3 -m venv /tmp/mxenv
-    /tmp/mxenv/bin/pip install mxnet==1.9.1 'numpy<1.24' grpcio-tools
-    /tmp/mxenv/bin/python scripts/interop_fixtures/make_fixtures.py
+    python3 -m venv ../mxenv            # outside the repository; thrown away after
+    ../mxenv/bin/pip install mxnet==1.9.1 'numpy<1.24' grpcio-tools
+    ../mxenv/bin/python scripts/interop_fixtures/make_fixtures.py
 
 Not a dependency of nin: nothing here is imported by the package or the tests except ``seeded.py``.
 
