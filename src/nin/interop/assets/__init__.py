@@ -1,0 +1,1 @@
+"""Data files of ``nin.interop`` (see README.md beside this file)."""
