@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("nin.cli.list_cmd", "list models, configs, datasets and preprocessors"),
     "train": ("nin.cli.train_cmd", "train a model (no arguments: NIN-MNIST quickstart on the embedded data)"),
     "eval": ("nin.cli.eval_cmd", "evaluate a checkpoint on its test split"),
+    "bench": ("nin.cli.bench_cmd", "measure training/eval speed vs the machine's peak, latency, time-to-accuracy"),
 }
 
 
