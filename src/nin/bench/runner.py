@@ -113,17 +113,22 @@ class GemmSampler:
     def __init__(self, device: torch.device, quick: bool) -> None:
         self.device = device
         self.sizes = {dt: default_gemm_size(device, dt, quick) for dt in (torch.float32, torch.bfloat16)}
+        self.min_time_s = 0.02 if quick else 0.2
         self.samples: dict[str, list[float]] = {"fp32": [], "bf16": []}
-        self._tf32 = torch.backends.cuda.matmul.allow_tf32
 
     def __call__(self) -> None:
         # Plain fp32 means no TF32 shortcut on GPUs: it is the fp32 ceiling.
+        tf32 = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = False
         try:
-            self.samples["fp32"].append(gemm_gflops(self.device, torch.float32, self.sizes[torch.float32], 1))
+            self.samples["fp32"].append(
+                gemm_gflops(self.device, torch.float32, self.sizes[torch.float32], 1, self.min_time_s)
+            )
         finally:
-            torch.backends.cuda.matmul.allow_tf32 = self._tf32
-        self.samples["bf16"].append(gemm_gflops(self.device, torch.bfloat16, self.sizes[torch.bfloat16], 1))
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        self.samples["bf16"].append(
+            gemm_gflops(self.device, torch.bfloat16, self.sizes[torch.bfloat16], 1, self.min_time_s)
+        )
 
     def peak(self, name: str) -> float:
         return statistics.median(self.samples[name])
@@ -151,8 +156,9 @@ def run_bench(opts: BenchOptions) -> dict:
 
     model = build_model(cfg.model, **model_options(cfg, 10, 3))
     macs = count_macs(model, shape)
-    log.info("evaluation and latency (%d images, %d rounds)", opts.eval_images, opts.eval_rounds)
-    eval_images = synthetic_dataset(shape, 10, opts.eval_images, seed=3).images
+    n_eval = opts.eval_images if rt.device.type != "cuda" or opts.quick else max(opts.eval_images, 16384)
+    log.info("evaluation and latency (%d images, %d rounds)", n_eval, opts.eval_rounds)
+    eval_images = synthetic_dataset(shape, 10, n_eval, seed=3).images
     pre = build_preprocessor(cfg.preprocess).fit(data[0].images)
     inf = measure_inference(
         model,
@@ -160,7 +166,7 @@ def run_bench(opts: BenchOptions) -> dict:
         pre,
         rt,
         rounds=opts.eval_rounds,
-        batch_size=min(256, opts.eval_images),
+        batch_size=min(1024 if rt.device.type == "cuda" else 256, n_eval),
         latency_samples=opts.latency_samples,
         onnx=opts.onnx,
         between=gemm,

@@ -143,10 +143,10 @@ def run_tta(opts: TTAOptions) -> dict:
     load_start = _load()
     if opts.quick:
         data = (
-            synthetic_dataset((1, 28, 28), 10, 256, seed=1, name="tta-quick:train"),
-            synthetic_dataset((1, 28, 28), 10, 64, seed=2, name="tta-quick:test"),
+            synthetic_dataset((1, 28, 28), 10, 64, seed=1, name="tta-quick:train"),
+            synthetic_dataset((1, 28, 28), 10, 32, seed=2, name="tta-quick:test"),
         )
-        cfg = tta_config(opts.epochs or 1, opts.device).replace(batch_size=32)
+        cfg = tta_config(opts.epochs or 1, opts.device).replace(batch_size=16, model="nin_mnist_half")
     else:
         data = load_fashion_mnist(opts.data_root)
         cfg = tta_config(opts.epochs or 5, opts.device)
