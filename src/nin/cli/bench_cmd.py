@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", type=float, default=0.94, help="--tta target test accuracy (default: 0.94)")
     p.add_argument("--budget-min", type=float, default=15.0, help="--tta time budget in minutes (default: 15)")
     p.add_argument("--data-root", default=None, help="--tta: folder of the dataset files")
+    p.add_argument("--epochs", type=int, default=None, help="--tta: epochs of the one-cycle schedule (default: 5)")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 budget_s=60.0 * args.budget_min,
                 data_root=args.data_root,
                 device=args.device,
+                epochs=args.epochs,
                 quick=args.quick,
             )
         )
