@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("nin.cli.train_cmd", "train a model (no arguments: NIN-MNIST quickstart on the embedded data)"),
     "eval": ("nin.cli.eval_cmd", "evaluate a checkpoint on its test split"),
     "import": ("nin.cli.import_cmd", "import published weights (Caffe .caffemodel, MXNet .params) as a checkpoint"),
+    "bench": ("nin.cli.bench_cmd", "measure training/eval speed vs the machine's peak, latency, time-to-accuracy"),
 }
 
 

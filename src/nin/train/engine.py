@@ -2,7 +2,9 @@
 
 Data stays resident as uint8 tensors on the device; augmentation and preprocessing are batched tensor ops.
 Every step's randomness (shuffle, augmentation, dropout) is derived from (seed, epoch, step), so a run
-resumed from any checkpoint — even mid-epoch — takes exactly the steps of an uninterrupted run.
+resumed from any checkpoint — even mid-epoch — takes exactly the steps of an uninterrupted run. Under
+``torchrun`` the same loop runs data-parallel (see :mod:`nin.train.distributed`): ``batch_size`` stays the
+global batch, each process trains on its slice, and rank 0 alone logs and writes the run folder.
 """
 
 from __future__ import annotations
@@ -15,26 +17,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from nin import __version__
-from nin.data.augment import augment
 from nin.data.dataset import Dataset
 from nin.data.preprocess import Preprocessor, build_preprocessor, preprocessor_from_state
 from nin.data.registry import load_dataset
 from nin.errors import ConfigError, TrainingError
 from nin.models import build_model
+from nin.train import distributed
+from nin.train.batches import EpochBatches, step_seed
 from nin.train.checkpoint import load_resumable, make_checkpoint, save_checkpoint
 from nin.train.config import TrainConfig, validate
 from nin.train.evaluate import evaluate
+from nin.train.meter import StepMeter, StepRecord
 from nin.train.optim import Schedule, build_optimizer
 from nin.train.runtime import Runtime, select_runtime
 from nin.train.stall import StallDetector
 
 log = logging.getLogger(__name__)
+
+DROPOUT_SEED_SALT = 0x5DEECE66D  # keeps the dropout stream apart from the augmentation stream of a step
 
 
 @dataclass
@@ -47,11 +52,6 @@ class Result:
     wall_time_s: float
     train_time_s: float
     img_per_s: float
-
-
-def step_seed(seed: int, epoch: int, step: int) -> int:
-    """A 63-bit seed for one (epoch, step); step -1 is the epoch's shuffle."""
-    return int(np.random.SeedSequence([seed, epoch, step + 1]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def model_options(cfg: TrainConfig, num_classes: int, in_channels: int) -> dict:
@@ -98,9 +98,12 @@ def train(
 ) -> Result:
     """Train ``cfg`` and write the run folder ``out_dir`` (config.json, metrics.jsonl, last.pt, best.pt).
 
+    Started by ``torchrun`` (``WORLD_SIZE`` > 1), or inside an initialised process group, it trains
+    data-parallel: ``cfg.batch_size`` is the global batch and only rank 0 writes files and shows progress.
+
     Args:
         cfg: the experiment.
-        out_dir: run folder; created if absent.
+        out_dir: run folder; created if absent (on storage every rank can read, for multi-node resume).
         resume: continue from ``out_dir/last.pt`` (or ``last.prev.pt`` if the last one is damaged).
         progress: show a progress bar on stderr.
         runtime: device/precision policy (default: :func:`select_runtime` from the config).
@@ -111,19 +114,39 @@ def train(
     """
     t_start = time.perf_counter()
     cfg = validate(cfg)
-    run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     rt = runtime or select_runtime(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
+    ctx, rt = distributed.join(rt, cfg.batch_size)
+    try:
+        rt.setup()
+        return _train(cfg, Path(out_dir), resume, progress, rt, ctx, data, on_step, on_epoch, t_start)
+    finally:
+        distributed.leave(ctx)
+
+
+def _train(
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    progress: bool,
+    rt: Runtime,
+    ctx: distributed.DistContext,
+    data: tuple[Dataset, Dataset] | None,
+    on_step: Callable[[int], None] | None,
+    on_epoch: Callable[[dict], None] | None,
+    t_start: float,
+) -> Result:
+    main = ctx.is_main
+    run_dir.mkdir(parents=True, exist_ok=True)
     train_ds, test_ds = data or prepare_data(cfg)
     if train_ds.shape != test_ds.shape:
         raise ConfigError(f"train images are {train_ds.shape} but test images {test_ds.shape}")
     classes = train_ds.classes
     opts = model_options(cfg, len(classes), train_ds.shape[0])
-    torch.manual_seed(cfg.seed)  # weight init
+    torch.manual_seed(cfg.seed)  # weight init (the same on every rank; DDP broadcasts rank 0's anyway)
     model = build_model(cfg.model, **opts)
 
     state = load_resumable(run_dir) if resume else None
-    if resume and state is None:
+    if resume and state is None and main:
         log.warning("no resumable checkpoint in %s; starting from scratch", run_dir)
     if state is not None:
         saved = TrainConfig.from_dict(state["train"])
@@ -138,7 +161,7 @@ def train(
         pre = build_preprocessor(cfg.preprocess).fit(train_ds.images)
 
     model = model.to(rt.device, memory_format=rt.memory_format)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, rt)
     n_train, bs = len(train_ds), cfg.batch_size
     # drop_last: every step sees a full batch (stable BN statistics, one compiled shape).
     spe = max(1, n_train // bs)
@@ -152,32 +175,35 @@ def train(
         schedule.load_state_dict(r["schedule"])
         start_epoch, start_step, history_best = int(r["epoch"]), int(r["step_in_epoch"]), float(r["best"])
         acc = dict(r["epoch_acc"])
-        log.info("resuming %s at epoch %d step %d", run_dir, start_epoch + 1, start_step)
+        if main:
+            log.info("resuming %s at epoch %d step %d", run_dir, start_epoch + 1, start_step)
 
     metrics_path = run_dir / "metrics.jsonl"
-    if state is None:
-        metrics_path.unlink(missing_ok=True)
-    else:
-        _keep_epochs_before(metrics_path, start_epoch + 1)
-    (run_dir / "config.json").write_text(
-        json.dumps(
-            {
-                "config": cfg.to_dict(),
-                "runtime": rt.describe(),
-                "nin_version": __version__,
-                "model_options": opts,
-                "classes": list(classes),
-                "train_size": n_train,
-                "test_size": len(test_ds),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    if main:
+        if state is None:
+            metrics_path.unlink(missing_ok=True)
+        else:
+            _keep_epochs_before(metrics_path, start_epoch + 1)
+        info = {
+            "config": cfg.to_dict(),
+            "runtime": rt.describe(),
+            "nin_version": __version__,
+            "model_options": opts,
+            "classes": list(classes),
+            "train_size": n_train,
+            "test_size": len(test_ds),
+            "world_size": ctx.world,
+        }
+        (run_dir / "config.json").write_text(json.dumps(info, indent=2) + "\n")
 
+    # The whole training set lives on the device as uint8 (4x smaller than float); batches are gathered there.
     images = train_ds.images.to(rt.device)
     labels = train_ds.labels.to(rt.device)
-    step_model = torch.compile(model) if rt.compile else model
+    test_part = distributed.shard(len(test_ds), ctx)
+    test_images, test_labels = test_ds.images[test_part], test_ds.labels[test_part]
+    step_model = distributed.wrap(model, ctx, rt)
+    if rt.compile:
+        step_model = torch.compile(step_model)
     total_steps = schedule.total
     global_step = start_epoch * spe + start_step
     final: dict = {}
@@ -206,9 +232,27 @@ def train(
             resume=resume_state,
         )
 
+    def read_back(meter: StepMeter, epoch: int) -> float | None:
+        """Read the pending steps; stop on divergence or a stall; returns the last loss."""
+        records, max_logit = meter.flush()
+        for rec in records:
+            _check_finite(rec, epoch, run_dir, cfg)
+            # The detector reads only whether every logit is 0; max |logit| summed over ranks says the same.
+            verdict = stall.update(rec.global_step, rec.loss, torch.tensor([max_logit or 0.0]))
+            if verdict:
+                hint = (
+                    verdict + " Fixes: --set init=kaiming, --set warmup_epochs=1, "
+                    "--set batch_norm=true (the modern recipe), or --set final_relu=false."
+                )
+                if cfg.on_stall == "stop":
+                    raise TrainingError(hint + " (--set on_stall=warn keeps training anyway)")
+                if main:
+                    log.warning(hint)
+        return records[-1].loss if records else None
+
     lr = cfg.lr * schedule.factor(global_step)
     bar = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total_steps, initial=global_step, unit="step", dynamic_ncols=True, leave=False)
@@ -216,8 +260,18 @@ def train(
         for epoch in range(start_epoch, cfg.epochs):
             if global_step >= total_steps:
                 break
-            g_shuffle = torch.Generator().manual_seed(step_seed(cfg.seed, epoch, -1))
-            perm = torch.randperm(n_train, generator=g_shuffle).to(rt.device)
+            batches = EpochBatches(
+                images,
+                labels,
+                seed=cfg.seed,
+                epoch=epoch,
+                batch_size=bs,
+                translate=cfg.translate,
+                flip=cfg.flip,
+                ctx=ctx,
+                ahead=rt.augment_ahead,
+            )
+            meter = StepMeter(acc, ctx, rt.sync_every, bs)
             model.train()
             t_epoch = time.perf_counter()
             first_step = start_step if epoch == start_epoch else 0
@@ -226,13 +280,10 @@ def train(
                 if global_step >= total_steps:
                     next_step = s
                     break
-                seed = step_seed(cfg.seed, epoch, s)
-                g = torch.Generator().manual_seed(seed)
-                torch.manual_seed(seed ^ 0x5DEECE66D)  # dropout
-                idx = perm[s * bs : (s + 1) * bs]
-                x = augment(images[idx], cfg.translate, cfg.flip, g)
-                x = pre.apply(x).contiguous(memory_format=rt.memory_format)
-                y = labels[idx]
+                # Dropout: one stream per (step, rank); rank 0 of a data-parallel run matches a single process.
+                torch.manual_seed((step_seed(cfg.seed, epoch, s) ^ DROPOUT_SEED_SALT) + ctx.rank)
+                xb, y = batches(s)
+                x = pre.apply(xb).contiguous(memory_format=rt.memory_format)
                 lr = schedule.apply(optimizer, global_step)
                 with rt.autocast():
                     logits = step_model(x)
@@ -241,36 +292,24 @@ def train(
                 loss.backward()
                 optimizer.step()
                 global_step += 1
-                loss_v = loss.item()
-                if not math.isfinite(loss_v):
-                    raise TrainingError(
-                        f"loss became {loss_v} at epoch {epoch + 1} step {s + 1}: training diverged. "
-                        f"The last good checkpoint is kept in {run_dir}. Lower lr (now {cfg.lr}), add warm-up "
-                        "(--set warmup_epochs=1) or use batch norm (--set batch_norm=true)"
-                    )
-                acc["loss"] += loss_v * len(idx)
-                acc["correct"] += int((logits.detach().argmax(1) == y).sum())
-                acc["seen"] += len(idx)
-                verdict = stall.update(global_step, loss_v, logits.detach())
-                if verdict:
-                    hint = (
-                        verdict + " Fixes: --set init=kaiming, --set warmup_epochs=1, "
-                        "--set batch_norm=true (the modern recipe), or --set final_relu=false."
-                    )
-                    if cfg.on_stall == "stop":
-                        raise TrainingError(hint + " (--set on_stall=warn keeps training anyway)")
-                    log.warning(hint)
+                meter.add(s, global_step, loss, logits, y, watch_logits=not stall.done)
+                save_now = bool(cfg.checkpoint_every) and global_step % cfg.checkpoint_every == 0 and s + 1 < spe
+                if meter.due or save_now:
+                    loss_v = read_back(meter, epoch)
+                    if bar is not None and loss_v is not None:
+                        bar.set_postfix_str(f"ep {epoch + 1}/{cfg.epochs} loss {loss_v:.4f} lr {lr:.3g}", refresh=False)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix_str(f"ep {epoch + 1}/{cfg.epochs} loss {loss_v:.4f} lr {lr:.3g}", refresh=False)
-                if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and s + 1 < spe:
+                if save_now and main:
                     save_checkpoint(checkpoint(epoch, s + 1, final), run_dir / "last.pt", keep_previous=True)
                 if on_step is not None:
                     on_step(global_step)
+            read_back(meter, epoch)  # also waits for the device, so the epoch time below is true
             epoch_time = time.perf_counter() - t_epoch
             train_time += epoch_time
             imgs_seen_timed += (next_step - first_step) * bs
-            test = evaluate(model, test_ds.images, test_ds.labels, pre, rt)
+            test = evaluate(model, test_images, test_labels, pre, rt)
+            test = distributed.combine_eval(test, ctx, rt.device)
             train_loss = acc["loss"] / max(1, acc["seen"])
             train_err = 100.0 * (1 - acc["correct"] / max(1, acc["seen"]))
             complete = next_step == spe
@@ -292,14 +331,16 @@ def train(
             if dropped:
                 row["lr_drop"] = True
             final = {**test, "epoch": epoch + 1, "train_error_pct": train_err, "train_loss": train_loss}
-            _append_jsonl(metrics_path, row)
+            if main:
+                _append_jsonl(metrics_path, row)
             if on_epoch is not None:
                 on_epoch(row)
             msg = (
                 f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f} err {train_err:.2f}%  "
                 f"test loss {test['loss']:.4f} err {test['error_pct']:.2f}%  {row['img_per_s']:.0f} img/s"
             )
-            (bar.write(msg) if bar is not None else log.info(msg))
+            if main:
+                (bar.write(msg) if bar is not None else log.info(msg))
             is_best = test["error_pct"] < history_best
             history_best = min(history_best, test["error_pct"])
             if complete:
@@ -309,12 +350,13 @@ def train(
                     f"weights became NaN/Inf in epoch {epoch + 1}; the last good checkpoint "
                     f"is kept in {run_dir}. Lower lr or use --set batch_norm=true"
                 )
-            resume_at = (epoch + 1, 0) if complete else (epoch, next_step)
-            ckpt = checkpoint(*resume_at, {**final, "best_error_pct": history_best})
-            save_checkpoint(ckpt, run_dir / "last.pt", keep_previous=True)
-            if is_best:
-                ckpt.pop("resume")
-                save_checkpoint(ckpt, run_dir / "best.pt")
+            if main:
+                resume_at = (epoch + 1, 0) if complete else (epoch, next_step)
+                ckpt = checkpoint(*resume_at, {**final, "best_error_pct": history_best})
+                save_checkpoint(ckpt, run_dir / "last.pt", keep_previous=True)
+                if is_best:
+                    ckpt.pop("resume")
+                    save_checkpoint(ckpt, run_dir / "best.pt")
     finally:
         if bar is not None:
             bar.close()
@@ -329,6 +371,15 @@ def train(
         train_time,
         imgs_seen_timed / max(train_time, 1e-9),
     )
+
+
+def _check_finite(rec: StepRecord, epoch: int, run_dir: Path, cfg: TrainConfig) -> None:
+    if not math.isfinite(rec.loss):
+        raise TrainingError(
+            f"loss became {rec.loss} at epoch {epoch + 1} step {rec.step_in_epoch + 1}: training diverged. "
+            f"The last good checkpoint is kept in {run_dir}. Lower lr (now {cfg.lr}), add warm-up "
+            "(--set warmup_epochs=1) or use batch norm (--set batch_norm=true)"
+        )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -30,6 +30,30 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    @property
+    def sync_every(self) -> int:
+        """Steps between reads of the loss back to the host (each read waits for the queued GPU work)."""
+        return 50 if self.device.type == "cuda" else 1
+
+    @property
+    def augment_ahead(self) -> int:
+        """Steps whose augmentation is prepared together (its random draws are copied to the device)."""
+        return 32 if self.device.type == "cuda" else 1
+
+    def optimizer_options(self) -> dict:
+        """Implementation switches for ``torch.optim``: fused kernels on CUDA, foreach on the CPU."""
+        # foreach on the CPU: one multi-tensor op per group instead of a Python loop over tensors.
+        return {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+
+    def setup(self) -> None:
+        """Process-wide switches for this device (called once by the training loop)."""
+        if self.device.type == "cuda":
+            # Fixed input shapes (drop_last): let cuDNN pick the fastest convolution algorithms once.
+            torch.backends.cudnn.benchmark = True
+            # fp32 leftovers (loss, optimizer maths) may use TF32 tensor cores.
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
     def describe(self) -> str:
         prec = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
         return (

@@ -1,0 +1,256 @@
+"""``run_bench``: every measurement of ``nin bench`` in one process, returned as one JSON-able dict.
+
+Peak convention: ``train_peak_frac`` and ``eval_peak_frac`` divide our GFLOP/s by the measured GEMM peak
+of the precision the runtime actually computes in (``peak_precision``): bf16 where the hardware has it
+natively (CUDA, AVX512-BF16/AMX CPUs), fp32 elsewhere, because emulated bf16 is slower than fp32 and its
+"peak" is no ceiling. Both GEMM peaks are reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from nin import __version__
+from nin.bench.flops import count_macs, eval_gflop_per_image, train_gflop_per_image
+from nin.bench.inference import measure_inference, median, percentile
+from nin.bench.peak import default_gemm_size, gemm_gflops
+from nin.bench.training import measure_training
+from nin.data.preprocess import build_preprocessor
+from nin.data.synthetic import synthetic_dataset
+from nin.models import build_model
+from nin.train.config import TrainConfig
+from nin.train.engine import model_options, train
+from nin.train.runtime import Runtime, cpu_has_native_bf16, select_runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What ``nin bench`` measures; the defaults are the issue's setting (NIN-CIFAR10, batch 128, 32x32)."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: str = "auto"
+    compile: str = "auto"
+    model: str = "nin_cifar10"
+    batch_size: int = 128
+    rounds: int = 6  # timed blocks per training variant (1 step each on the CPU, 50 on a GPU)
+    eval_images: int = 1024
+    eval_rounds: int = 3
+    latency_samples: int = 60
+    onnx: bool = True
+    train_run_epochs: int = 0  # > 0: also a short real training run on synthetic_cifar10
+    quick: bool = False  # tiny sizes: checks that every part runs (numbers are not meaningful)
+
+    @classmethod
+    def quick_options(cls, **kw) -> BenchOptions:
+        base = dict(batch_size=8, rounds=2, eval_images=32, eval_rounds=1, latency_samples=4, quick=True)
+        return cls(**{**base, **kw})
+
+
+def bench_config(opts: BenchOptions) -> TrainConfig:
+    """Our default training settings for the model: the paper net, the paper's augmentation, SGD."""
+    return TrainConfig(
+        name="bench",
+        model=opts.model,
+        dataset="synthetic_cifar10",
+        preprocess="mean_std",
+        translate=2,
+        flip=True,
+        batch_size=opts.batch_size,
+        epochs=1,
+        schedule="constant",
+        lr=0.01,
+        stall_steps=0,
+        device=opts.device,
+        precision=opts.precision,
+        channels_last=opts.channels_last,
+        compile=opts.compile,
+    )
+
+
+def machine_info(rt: Runtime) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "torch": torch.__version__,
+        "nin": __version__,
+        "device": str(rt.device),
+        "runtime": rt.describe(),
+    }
+    if rt.device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(rt.device)
+    return info
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+class GemmSampler:
+    """Takes one fp32 and one bf16 GEMM sample per call; medians are the peaks."""
+
+    def __init__(self, device: torch.device, quick: bool) -> None:
+        self.device = device
+        self.sizes = {dt: default_gemm_size(device, dt, quick) for dt in (torch.float32, torch.bfloat16)}
+        self.min_time_s = 0.02 if quick else 0.2
+        self.samples: dict[str, list[float]] = {"fp32": [], "bf16": []}
+
+    def __call__(self) -> None:
+        # Plain fp32 means no TF32 shortcut on GPUs: it is the fp32 ceiling.
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            self.samples["fp32"].append(
+                gemm_gflops(self.device, torch.float32, self.sizes[torch.float32], 1, self.min_time_s)
+            )
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        self.samples["bf16"].append(
+            gemm_gflops(self.device, torch.bfloat16, self.sizes[torch.bfloat16], 1, self.min_time_s)
+        )
+
+    def peak(self, name: str) -> float:
+        return statistics.median(self.samples[name])
+
+
+def run_bench(opts: BenchOptions) -> dict:
+    """Measure everything; returns the JSON object ``nin bench --json`` prints."""
+    t0 = time.perf_counter()
+    load_start = _load()
+    rt = select_runtime(opts.device, opts.precision, opts.channels_last, opts.compile)
+    cfg = bench_config(opts)
+    gemm = GemmSampler(rt.device, opts.quick)
+    block = 50 if rt.device.type == "cuda" and not opts.quick else 1
+    steps = block * (opts.rounds + 1)
+    shape = (3, 32, 32)
+    n_train = opts.batch_size * (steps + 1)  # one epoch: no evaluation inside the timed steps
+    data = (
+        synthetic_dataset(shape, 10, n_train, seed=1, name="bench:train"),
+        synthetic_dataset(shape, 10, max(opts.batch_size, 32), seed=2, name="bench:test"),
+    )
+    gemm()
+    log.info("training: ours vs textbook, %d blocks of %d step(s) at batch %d", opts.rounds, block, opts.batch_size)
+    speed = measure_training(cfg, data, rt, rounds=opts.rounds, block=block, between=gemm)
+    ours_img_s, book_img_s = speed.img_s(opts.batch_size)
+
+    model = build_model(cfg.model, **model_options(cfg, 10, 3))
+    macs = count_macs(model, shape)
+    n_eval = opts.eval_images if rt.device.type != "cuda" or opts.quick else max(opts.eval_images, 16384)
+    log.info("evaluation and latency (%d images, %d rounds)", n_eval, opts.eval_rounds)
+    eval_images = synthetic_dataset(shape, 10, n_eval, seed=3).images
+    pre = build_preprocessor(cfg.preprocess).fit(data[0].images)
+    inf = measure_inference(
+        model,
+        eval_images,
+        pre,
+        rt,
+        rounds=opts.eval_rounds,
+        batch_size=min(1024 if rt.device.type == "cuda" else 256, n_eval),
+        latency_samples=opts.latency_samples,
+        onnx=opts.onnx,
+        between=gemm,
+    )
+    precision = "bf16" if rt.amp_dtype == torch.bfloat16 else "fp32"
+    peak = gemm.peak(precision)
+    train_gflops = ours_img_s * train_gflop_per_image(macs)
+    eval_img_s = median(inf.eval_img_s)
+    eval_gflops = eval_img_s * eval_gflop_per_image(macs)
+    outside = speed.phase_shares.get("data", 0.0) + speed.phase_shares.get("optimizer", 0.0)
+    result = {
+        "train_img_s": round(ours_img_s, 2),
+        "textbook_img_s": round(book_img_s, 2),
+        "speedup_vs_textbook": round(ours_img_s / book_img_s, 3),
+        "fp32_gemm_gflops": round(gemm.peak("fp32"), 2),
+        "bf16_gemm_gflops": round(gemm.peak("bf16"), 2),
+        "peak_precision": precision,
+        "peak_gflops": round(peak, 2),
+        "train_gflops": round(train_gflops, 2),
+        "train_peak_frac": round(train_gflops / peak, 4),
+        "textbook_gflops": round(book_img_s * train_gflop_per_image(macs), 2),
+        "eval_img_s": round(eval_img_s, 2),
+        "eval_gflops": round(eval_gflops, 2),
+        "eval_peak_frac": round(eval_gflops / peak, 4),
+        "latency_ms_p50": round(percentile(inf.latency_ms, 50), 3),
+        "latency_ms_p99": round(percentile(inf.latency_ms, 99), 3),
+        "onnx_eval_img_s": round(median(inf.onnx_img_s), 2) if inf.onnx_img_s else None,
+        "onnx_latency_ms_p50": round(percentile(inf.onnx_latency_ms, 50), 3) if inf.onnx_latency_ms else None,
+        "onnx_latency_ms_p99": round(percentile(inf.onnx_latency_ms, 99), 3) if inf.onnx_latency_ms else None,
+        "onnx_error": inf.onnx_error,
+        "outside_model_frac": round(outside, 4),
+        "phase_ms": {k: round(v, 3) for k, v in speed.phase_ms.items()},
+        "macs_per_image": macs,
+        "flop_convention": "2 FLOP per MAC; a training step = 3x the forward",
+        "samples": {
+            "ours_step_s": [round(v, 5) for v in speed.ours_step_s],
+            "textbook_step_s": [round(v, 5) for v in speed.textbook_step_s],
+            "fp32_gemm_gflops": [round(v, 2) for v in gemm.samples["fp32"]],
+            "bf16_gemm_gflops": [round(v, 2) for v in gemm.samples["bf16"]],
+            "eval_img_s": [round(v, 2) for v in inf.eval_img_s],
+        },
+        "settings": {**asdict(opts), "block_steps": block, "gemm_sizes": {str(k): v for k, v in gemm.sizes.items()}},
+        "machine": machine_info(rt),
+        "load_avg_start": load_start,
+    }
+    if opts.train_run_epochs > 0:
+        n = 512 if opts.quick else 50_000
+        result["train_run"] = short_training_run(cfg, rt, opts.train_run_epochs, n)
+    result["load_avg_end"] = _load()
+    result["bench_time_s"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def short_training_run(cfg: TrainConfig, rt: Runtime, epochs: int, n_train: int = 50_000) -> dict:
+    """A real run of the modern recipe on CIFAR-sized ``synthetic_cifar10`` data: accuracy and speed.
+
+    The images come from the generator behind the registered ``synthetic_cifar10`` set, 50,000 train and
+    10,000 test like CIFAR-10, so an epoch is long enough to time.
+    """
+    run_cfg = cfg.replace(
+        name="bench-train-run",
+        epochs=epochs,
+        batch_norm=True,
+        init="kaiming",
+        lr=0.05,
+        bias_lr_mult=1.0,
+        last_lr_mult=1.0,
+        schedule="onecycle",
+        max_steps=0,
+    )
+    shape = (3, 32, 32)
+    data = (
+        synthetic_dataset(shape, 10, n_train, seed=1, name="synthetic_cifar10:train"),
+        synthetic_dataset(shape, 10, n_train // 5, seed=2, name="synthetic_cifar10:test"),
+    )
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        r = train(run_cfg, out_dir=tmp, progress=False, runtime=rt, data=data, on_epoch=rows.append)
+    return {
+        "dataset": f"synthetic_cifar10 generator, {n_train} train / {n_train // 5} test",
+        "epochs": r.epochs,
+        "test_accuracy": r.final.get("accuracy"),
+        "runtime": rt.describe(),
+        "img_s_per_epoch": [round(row["img_per_s"], 1) for row in rows],
+        "img_s_overall": round(r.img_per_s, 1),
+        "wall_time_s": round(r.wall_time_s, 1),
+    }

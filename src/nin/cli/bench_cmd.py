@@ -1,0 +1,90 @@
+"""``nin bench``: training/eval throughput vs the GEMM peak and a textbook loop, latency, time-to-accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"), help="autocast policy")
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"), help="memory format policy")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: CUDA)")
+    p.add_argument("--model", default="nin_cifar10", help="model to time (default: nin_cifar10, 32x32 input)")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch (default: 128)")
+    p.add_argument("--rounds", type=int, default=6, help="timed blocks per variant (default: 6)")
+    p.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
+    p.add_argument(
+        "--train-run",
+        type=int,
+        default=None,
+        metavar="EPOCHS",
+        help="also a short real training run on CIFAR-sized synthetic data (default: 3 epochs on CUDA, none on CPU)",
+    )
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, in seconds")
+    p.add_argument(
+        "--tta",
+        metavar="DATASET",
+        default=None,
+        help="time-to-accuracy instead: train DATASET's fast recipe until --target (only fashion_mnist)",
+    )
+    p.add_argument("--target", type=float, default=0.94, help="--tta target test accuracy (default: 0.94)")
+    p.add_argument("--budget-min", type=float, default=15.0, help="--tta time budget in minutes (default: 15)")
+    p.add_argument("--data-root", default=None, help="--tta: folder of the dataset files")
+    p.add_argument("--epochs", type=int, default=None, help="--tta: epochs of the one-cycle schedule (default: 5)")
+    p.add_argument("--out", default=None, help="also write the JSON result to this file")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nin.errors import ConfigError
+
+    if args.batch_size <= 0 or args.rounds <= 0:
+        raise ConfigError("--batch-size and --rounds must be > 0")
+    if args.tta is not None:
+        from nin.bench.tta import TTAOptions, format_tta, run_tta
+
+        result = run_tta(
+            TTAOptions(
+                dataset=args.tta,
+                target=args.target,
+                budget_s=60.0 * args.budget_min,
+                data_root=args.data_root,
+                device=args.device,
+                epochs=args.epochs,
+                quick=args.quick,
+            )
+        )
+        text = format_tta(result)
+    else:
+        from nin.bench import BenchOptions, run_bench
+        from nin.bench.report import format_table
+        from nin.train.runtime import resolve_device
+
+        train_run = args.train_run
+        if train_run is None:
+            train_run = 3 if resolve_device(args.device).type == "cuda" else 0
+        kw = dict(
+            device=args.device,
+            precision=args.precision,
+            channels_last=args.channels_last,
+            compile=args.compile,
+            model=args.model,
+            onnx=not args.no_onnx,
+            train_run_epochs=train_run,
+        )
+        if args.quick:
+            opts = BenchOptions.quick_options(**kw)
+        else:
+            opts = BenchOptions(batch_size=args.batch_size, rounds=args.rounds, **kw)
+        result = run_bench(opts)
+        text = format_table(result)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+    print(json.dumps(result) if args.json else text)
+    sys.stdout.flush()
+    return 0
