@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("nin.cli.list_cmd", "list models, configs, datasets and preprocessors"),
     "train": ("nin.cli.train_cmd", "train a model (no arguments: NIN-MNIST quickstart on the embedded data)"),
     "eval": ("nin.cli.eval_cmd", "evaluate a checkpoint on its test split"),
+    "classmaps": ("nin.cli.classmaps_cmd", "draw the class maps (paper Fig. 4) and CAM overlays of images"),
+    "report": ("nin.cli.report_cmd", "render a run folder as an HTML report with learning curves"),
 }
 
 
