@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("nin.cli.eval_cmd", "evaluate a checkpoint on its test split"),
     "import": ("nin.cli.import_cmd", "import published weights (Caffe .caffemodel, MXNet .params) as a checkpoint"),
     "bench": ("nin.cli.bench_cmd", "measure training/eval speed vs the machine's peak, latency, time-to-accuracy"),
+    "classmaps": ("nin.cli.classmaps_cmd", "draw the class maps (paper Fig. 4) and CAM overlays of images"),
+    "report": ("nin.cli.report_cmd", "render a run folder as an HTML report with learning curves"),
 }
 
 

@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
     p.add_argument("--json", action="store_true", help="print the final result as one JSON object")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events to OUT/tb")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +49,16 @@ def run(args: argparse.Namespace) -> int:
     from nin.train.engine import train
 
     progress = not args.no_progress and sys.stderr.isatty()
-    result = train(cfg, out_dir=out, resume=args.resume, progress=progress)
+    tb = None
+    if args.tensorboard:
+        from nin.viz.tensorboard import TensorBoardLogger
+
+        tb = TensorBoardLogger(Path(out) / "tb", cfg.to_dict())
+    try:
+        result = train(cfg, out_dir=out, resume=args.resume, progress=progress, on_epoch=tb)
+    finally:
+        if tb is not None:
+            tb.close()
     summary = {
         "run_dir": str(result.run_dir),
         "epochs": result.epochs,
