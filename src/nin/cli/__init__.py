@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("nin.cli.list_cmd", "list models, configs, datasets and preprocessors"),
     "train": ("nin.cli.train_cmd", "train a model (no arguments: NIN-MNIST quickstart on the embedded data)"),
     "eval": ("nin.cli.eval_cmd", "evaluate a checkpoint on its test split"),
+    "predict": ("nin.cli.predict_cmd", "classify image files with a checkpoint or an ONNX export"),
+    "serve": ("nin.cli.serve_cmd", "serve a model: ModelHub-compatible REST API and a web page"),
+    "export": ("nin.cli.export_cmd", "export a checkpoint to ONNX (fp32, verified) or int8 ONNX"),
 }
 
 
