@@ -1,5 +1,16 @@
 """nin: Network In Network (Lin, Chen, Yan 2013) — models, reproduction, explanation and serving."""
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Predictor", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import nin` stays free of torch and friends until a heavy name is asked for.
+    if name == "Predictor":
+        from nin.serve.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'nin' has no attribute {name!r}")

@@ -1,0 +1,93 @@
+"""``nin serve CHECKPOINT``: the ModelHub-compatible REST API and the web page, with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", type=Path, help="a .pt checkpoint or an .onnx file from `nin export`")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="inference threads per worker (default: cores / workers)")
+    p.add_argument("--samples", type=Path, default=None, help="folder of sample images (default: built-in)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="upload size cap in MB (default: 10)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000, help="decoded image cap in pixels")
+    p.add_argument("--max-side", type=int, default=12_000, help="decoded image cap in pixels a side")
+    p.add_argument(
+        "--allow-fileurl", action="store_true", help="enable GET /api/predict?fileurl= (public http/https URLs only)"
+    )
+    p.add_argument("--fileurl-timeout", type=float, default=10.0, help="seconds for a whole fileurl download")
+    p.add_argument("--max-batch", type=int, default=32, help="micro-batch size limit (1 = no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait for a batch to fill (default: 0, never)")
+    p.add_argument("--max-queue", type=int, default=256, help="requests waiting for the model; more get 503")
+    p.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nin.errors import ConfigError
+    from nin.serve.settings import ENV_VAR, ServeSettings
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be 1-65535, got {args.port}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    _check_model_file(args.checkpoint)
+    threads = args.threads or (max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0)
+    settings = ServeSettings(
+        checkpoint=str(args.checkpoint.resolve()),
+        device=args.device,
+        threads=threads,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_pixels=args.max_pixels,
+        max_side=args.max_side,
+        samples_dir=str(args.samples.resolve()) if args.samples else "",
+        allow_fileurl=args.allow_fileurl,
+        fileurl_timeout_s=args.fileurl_timeout,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+    )
+    if args.samples:
+        from nin.serve.samples import SampleSet
+
+        SampleSet.from_dir(args.samples)  # fail here, in one line, rather than in every worker
+    os.environ[ENV_VAR] = settings.to_json()  # read by each worker's app factory
+    import uvicorn
+
+    print(f"nin serve: http://{args.host}:{args.port}/ (API under /api, Ctrl+C stops)", flush=True)
+    uvicorn.run(
+        "nin.serve.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        timeout_keep_alive=5,
+        server_header=False,
+    )
+    return 0
+
+
+def _check_model_file(path: Path) -> None:
+    """Fail fast, in one line, on a missing or foreign model file (workers would only log it)."""
+    if path.suffix.lower() == ".onnx":
+        from nin.errors import CheckpointError
+        from nin.export.onnx import read_metadata
+
+        if not path.is_file():
+            raise CheckpointError(f"{path} does not exist; write it with `nin export CHECKPOINT --format onnx`")
+        try:
+            read_metadata(path)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"{path} is not a readable ONNX file ({type(exc).__name__})") from None
+    else:
+        from nin.train.checkpoint import load_checkpoint
+
+        load_checkpoint(path)

@@ -1,0 +1,72 @@
+"""Evaluating exported files like checkpoints: the hook ``nin eval`` uses for ``.onnx`` (fp32 or int8).
+
+``load_for_eval(path, runtime)`` returns what ``nin.train.evaluate.evaluate`` takes, for a ``.pt`` checkpoint
+and an ``.onnx`` export alike: a checkpoint-shaped dict (``model``, ``classes``, ``input``, ``train``,
+``metrics``), a model and a preprocessor. An ONNX graph normalises its input itself, so its preprocessor is
+the identity and the model is a thin module around an ONNX Runtime session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from nin.data.preprocess import Preprocessor, build_preprocessor, preprocessor_from_state
+from nin.errors import ConfigError
+from nin.serve.backends import ONNX_INPUT, ONNX_LOGITS
+from nin.train.runtime import Runtime, select_runtime
+
+
+class OnnxModule(nn.Module):
+    """An exported ``.onnx`` file as an ``nn.Module``: raw pixels (N, C, H, W) float 0-255 -> logits (N, K)."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        super().__init__()
+        from nin.export.quantize import _session
+
+        self.path = Path(path)
+        self.session = _session(self.path, threads)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels.detach().float().cpu().contiguous().numpy()
+        return torch.from_numpy(self.session.run([ONNX_LOGITS], {ONNX_INPUT: x})[0]).to(pixels.device)
+
+
+def load_for_eval(path: str | Path, runtime: Runtime) -> tuple[dict, nn.Module, Preprocessor]:
+    """(checkpoint-like dict, model on the runtime's device, preprocessor) for a ``.pt`` or ``.onnx`` file."""
+    from nin.export.onnx import read_metadata
+    from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
+
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist; write it with `nin export CHECKPOINT --format onnx`")
+        meta = read_metadata(path)
+        info = {k: meta[k] for k in ("model", "classes", "input", "train", "metrics")}
+        info["preprocess"] = {"name": "none", "options": {}, "tensors": {}}  # inside the graph
+        info["quantization"] = meta.get("quantization")
+        return info, OnnxModule(path), build_preprocessor("none")
+    ckpt = load_checkpoint(path)
+    model = build_from_checkpoint(ckpt).to(runtime.device, memory_format=runtime.memory_format)
+    return ckpt, model, preprocessor_from_state(ckpt["preprocess"])
+
+
+def evaluate_file(
+    path: str | Path, dataset: str | None = None, split: str | None = None, batch_size: int = 256
+) -> dict:
+    """Accuracy of a ``.pt`` or ``.onnx`` file on its dataset's test split (or ``dataset``/``split``), on the CPU."""
+    from nin.data.registry import load_dataset
+    from nin.train.evaluate import evaluate
+
+    rt = select_runtime("cpu", "fp32")
+    ckpt, model, pre = load_for_eval(path, rt)
+    train = ckpt.get("train") or {}
+    name = dataset or train.get("dataset")
+    if not name:
+        raise ConfigError(f"{path} records no dataset; pass one")
+    ds = load_dataset(name, split or train.get("test_split", "test"), train.get("data_root"))
+    metrics = evaluate(model, ds.images, ds.labels, pre, rt, batch_size)
+    metrics.update({"dataset": name, "split": split or train.get("test_split", "test"), "file": str(path)})
+    return metrics

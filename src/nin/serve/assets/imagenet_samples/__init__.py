@@ -1,0 +1,1 @@
+"""ModelHub's NIN sample photos (Pexels licence, see LICENSE-sample_data.txt)."""

@@ -1,0 +1,98 @@
+"""Inference backends behind :class:`nin.serve.Predictor`: PyTorch (from a checkpoint) and ONNX Runtime.
+
+Both take uint8 pixels (N, C, H, W) at the model's input size, after ``Preprocessor.prepare_image`` and
+before ``Preprocessor.apply``, and return float32 logits (N, K) on the CPU and, when asked and available,
+the pre-GAP class maps (N, K, h, w).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from nin.data.preprocess import Preprocessor
+from nin.errors import CheckpointError
+from nin.train.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ONNX_INPUT = "pixels"  # float32 (N, C, H, W), raw 0-255 values; preprocessing is inside the graph
+ONNX_LOGITS = "logits"
+ONNX_MAPS = "class_maps"
+ONNX_META_KEY = "nin"  # metadata_props key holding the JSON description (classes, input, preprocess, ...)
+
+
+class TorchBackend:
+    """A checkpoint's model and its fitted preprocessor on the runtime's device."""
+
+    kind = "torch"
+
+    def __init__(self, model: nn.Module, preprocessor: Preprocessor, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.model = model.eval().to(runtime.device, memory_format=runtime.memory_format)
+        self.preprocessor = preprocessor
+        self.has_class_maps = bool(getattr(model, "has_class_maps", True))
+
+    @torch.inference_mode()
+    def __call__(self, pixels: torch.Tensor, maps: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rt = self.runtime
+        x = self.preprocessor.apply(pixels.to(rt.device)).contiguous(memory_format=rt.memory_format)
+        with rt.autocast():
+            if maps and self.has_class_maps:
+                features = self.model.forward_features(x)  # (N, K, h, w)
+                logits = self.model.forward_head(features)  # (N, K)
+                return logits.float().cpu(), features.float().cpu()
+            return self.model(x).float().cpu(), None
+
+    def describe(self) -> str:
+        return f"pytorch {self.runtime.describe()}"
+
+
+class OnnxBackend:
+    """An ONNX file written by ``nin export`` (preprocessing in the graph), run by ONNX Runtime on the CPU."""
+
+    kind = "onnx"
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - the export extra is part of the default install
+            raise CheckpointError("running an .onnx file needs onnxruntime: pip install 'nin[export]'") from exc
+        self.path = Path(path)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"{self.path} is not a loadable ONNX model ({first})") from None
+        outputs = [o.name for o in self.session.get_outputs()]
+        inputs = [i.name for i in self.session.get_inputs()]
+        if inputs != [ONNX_INPUT] or ONNX_LOGITS not in outputs:
+            raise CheckpointError(
+                f"{self.path} was not written by `nin export` (inputs {inputs}, outputs {outputs}); "
+                "export a nin checkpoint with `nin export CHECKPOINT --format onnx`"
+            )
+        self.has_class_maps = ONNX_MAPS in outputs
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if ONNX_META_KEY not in meta:
+            raise CheckpointError(f"{self.path} lacks nin's metadata; re-export it with `nin export`")
+        self.meta: dict = json.loads(meta[ONNX_META_KEY])
+
+    def __call__(self, pixels: torch.Tensor, maps: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        feed = {ONNX_INPUT: np.ascontiguousarray(pixels.detach().cpu().float().numpy())}
+        names = [ONNX_LOGITS, ONNX_MAPS] if maps and self.has_class_maps else [ONNX_LOGITS]
+        out = self.session.run(names, feed)
+        logits = torch.from_numpy(out[0])
+        return logits, (torch.from_numpy(out[1]) if len(out) > 1 else None)
+
+    def describe(self) -> str:
+        quant = " int8" if self.meta.get("quantization") else ""
+        return f"onnxruntime cpu{quant}"

@@ -1,0 +1,123 @@
+"""HTTP plumbing: ModelHub's ``{"error": msg}`` body with the right status, and the request-body cap.
+
+Statuses: 400 undecodable image or malformed request, 403 fileurl disabled or refused, 404 unknown sample or
+route, 413 over the upload cap or the image size caps, 415 not an accepted image type, 422 bad parameters,
+500 internal, 502/504 fileurl fetch failed / timed out, 503 not ready or overloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nin.data.images import ImageDecodeError, ImageTooLarge, UnsupportedImageType
+from nin.errors import DataError, NinError, RequestError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(message: str, status: int, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status of a user-facing error."""
+    if isinstance(exc, RequestError):
+        return exc.status
+    if isinstance(exc, ImageTooLarge):
+        return 413
+    if isinstance(exc, UnsupportedImageType):
+        return 415
+    if isinstance(exc, (ImageDecodeError, DataError)):
+        return 400
+    return 422  # ConfigError and the rest: a parameter the user can fix
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as ``{"error": message}``; nothing leaks a traceback to the client."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(str(exc.detail), exc.status_code, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "body"))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+        return error_response("; ".join(parts) or "invalid request parameters", 422)
+
+    @app.exception_handler(NinError)
+    async def _nin(request: Request, exc: NinError) -> JSONResponse:
+        status = status_of(exc)
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return error_response(str(exc), status, headers)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response("internal server error; the server log has the details", 500)
+
+
+class PayloadTooLarge(RequestError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upload is larger than the limit of {limit:,} bytes", 413)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_body`` bytes while they are read, not after buffering them.
+
+    A declared ``Content-Length`` over the cap is refused before any byte is read; a chunked or lying body
+    is counted as it arrives and the request fails with 413 as soon as it passes the cap.
+    """
+
+    def __init__(self, app, max_body: int, upload_cap: int | None = None) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.upload_cap = upload_cap or max_body  # the number users configured, for the message
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await self._reject(send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise PayloadTooLarge(self.upload_cap)
+            return message
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except PayloadTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send) -> None:
+        body = json.dumps({"error": str(PayloadTooLarge(self.upload_cap))}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        # The client may still be sending: close the connection rather than read the rest.
+        headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

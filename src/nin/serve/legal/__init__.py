@@ -1,0 +1,1 @@
+"""Legal texts served by ``/api/get_legal``."""

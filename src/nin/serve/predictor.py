@@ -1,0 +1,262 @@
+"""``Predictor``: a trained (or imported, or exported) NIN behind one call.
+
+The model and its exact preprocessing come from the file alone: input size and channels, the fitted
+preprocessor (mean/std, GCN+ZCA, ImageNet mean/BGR ...) and the class names. Every image goes through
+``Preprocessor.prepare_image`` (mode conversion and geometry) and then ``Preprocessor.apply`` (normalisation),
+the same two calls training and evaluation use.
+
+Example::
+
+    from nin import Predictor
+    p = Predictor.from_checkpoint("runs/quickstart/last.pt")
+    p.predict("digit.png")                  # Prediction(labels=['7', '1', ...], probabilities=[0.98, ...])
+    p.predict([img_a, img_b], top_k=3)      # one Prediction per image
+    p.class_maps("digit.png")               # (1, 10, 28, 28): the pre-GAP maps upsampled to the input
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from nin.data.images import open_image, to_pil
+from nin.data.preprocess import Preprocessor, preprocessor_from_state
+from nin.errors import ConfigError, DataError
+
+ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray | torch.Tensor
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The top-k classes of one image, most probable first."""
+
+    labels: list[str]
+    probabilities: list[float]
+    indices: list[int]
+
+    @property
+    def label(self) -> str:
+        return self.labels[0]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "top": [
+                {"label": lab, "index": i, "probability": p}
+                for lab, i, p in zip(self.labels, self.indices, self.probabilities)
+            ]
+        }
+
+
+@dataclass
+class ModelInfo:
+    """What a served model is: enough to write its ModelHub config and to label its outputs."""
+
+    name: str  # model spec name, e.g. nin_mnist
+    classes: list[str]
+    input: dict  # {"channels", "height", "width"}
+    preprocess: str
+    source: str  # file name it was loaded from
+    format: str  # "pytorch" | "onnx"
+    sha256: str
+    train: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    nin_version: str = ""
+    extra: dict = field(default_factory=dict)  # anything else the file carries (licence, provenance, ...)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Predictor:
+    """A model and its preprocessing, ready to classify images of any kind and mode.
+
+    Build one with :meth:`from_checkpoint` (a ``.pt`` checkpoint or an ``.onnx`` file from ``nin export``).
+    """
+
+    def __init__(self, backend, preprocessor: Preprocessor, info: ModelInfo) -> None:
+        self.backend = backend
+        self.preprocessor = preprocessor
+        self.info = info
+        self.classes: list[str] = list(info.classes)
+        c, h, w = (int(info.input[k]) for k in ("channels", "height", "width"))
+        self.input_shape: tuple[int, int, int] = (c, h, w)
+
+    # --- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto", threads: int = 0
+    ) -> Predictor:
+        """Rebuild model, preprocessing and class names from a checkpoint (``.pt``) or an export (``.onnx``).
+
+        Args:
+            path: a checkpoint written by ``nin train``/``nin import``, or an ``.onnx`` file by ``nin export``.
+            device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` (ONNX files always run on the CPU).
+            precision: ``auto`` | ``bf16`` | ``fp32`` (see :func:`nin.train.runtime.select_runtime`).
+            threads: ONNX Runtime intra-op threads (0 = its default).
+        """
+        path = Path(path)
+        if path.suffix.lower() == ".onnx":
+            return cls.from_onnx(path, threads=threads)
+        from nin.train.checkpoint import load_checkpoint
+
+        return cls.from_checkpoint_dict(load_checkpoint(path), device, precision, source=path)
+
+    @classmethod
+    def from_checkpoint_dict(
+        cls, ckpt: dict, device: str = "auto", precision: str = "auto", source: Path | None = None
+    ) -> Predictor:
+        """As :meth:`from_checkpoint`, from a checkpoint dict already in memory."""
+        from nin.serve.backends import TorchBackend
+        from nin.train.checkpoint import build_from_checkpoint
+        from nin.train.runtime import select_runtime
+
+        runtime = select_runtime(device, precision, compile="off")
+        pre = preprocessor_from_state(ckpt["preprocess"])
+        backend = TorchBackend(build_from_checkpoint(ckpt), pre, runtime)
+        known = {"format_version", "kind", "model", "state_dict", "preprocess", "classes", "input", "train"}
+        known |= {"metrics", "nin_version", "resume"}
+        info = ModelInfo(
+            name=ckpt["model"]["name"],
+            classes=list(ckpt["classes"]),
+            input=dict(ckpt["input"]),
+            preprocess=str(ckpt["preprocess"].get("name", "")),
+            source=source.name if source else "checkpoint",
+            format="pytorch",
+            sha256=_sha256(source) if source else "",
+            train=dict(ckpt.get("train") or {}),
+            metrics=dict(ckpt.get("metrics") or {}),
+            nin_version=str(ckpt.get("nin_version", "")),
+            extra={k: v for k, v in ckpt.items() if k not in known and isinstance(v, (str, int, float, dict, list))},
+        )
+        return cls(backend, pre, info)
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike, threads: int = 0) -> Predictor:
+        """Run an ``.onnx`` file written by ``nin export`` (fp32 or int8) with ONNX Runtime."""
+        from nin.serve.backends import OnnxBackend
+
+        path = Path(path)
+        backend = OnnxBackend(path, threads=threads)
+        meta = backend.meta
+        # The graph applies the fitted statistics itself; the host side only needs the recipe's geometry
+        # (prepare_image), which depends on its options, not on its tensors.
+        pre = preprocessor_from_state({"name": meta["preprocess"]["name"], "options": meta["preprocess"]["options"]})
+        info = ModelInfo(
+            name=meta["model"]["name"],
+            classes=list(meta["classes"]),
+            input=dict(meta["input"]),
+            preprocess=meta["preprocess"]["name"],
+            source=path.name,
+            format="onnx",
+            sha256=_sha256(path),
+            train=dict(meta.get("train") or {}),
+            metrics=dict(meta.get("metrics") or {}),
+            nin_version=str(meta.get("nin_version", "")),
+            extra=dict(meta.get("extra") or {}),
+        )
+        return cls(backend, pre, info)
+
+    # --- inputs -------------------------------------------------------------------------------------
+    @property
+    def has_class_maps(self) -> bool:
+        return bool(self.backend.has_class_maps)
+
+    def load(self, image: ImageLike) -> Image.Image:
+        """One image of any accepted kind -> PIL image (decoded safely, EXIF orientation applied)."""
+        if isinstance(image, (str, os.PathLike, bytes, bytearray, io.IOBase)):
+            return open_image(image)
+        if isinstance(image, Image.Image):
+            return ImageOps.exif_transpose(image) if image.getexif().get(0x0112, 1) != 1 else image
+        if isinstance(image, (np.ndarray, torch.Tensor)):
+            return to_pil(image)
+        raise DataError(
+            f"cannot read an image from {type(image).__name__}; pass a path, bytes, a PIL image, "
+            "a numpy array or a tensor"
+        )
+
+    def prepare_one(self, image: ImageLike) -> torch.Tensor:
+        """One image -> uint8 (C, H, W) at the model's input size (``prepare_image``, before ``apply``)."""
+        c, h, w = self.input_shape
+        x = self.preprocessor.prepare_image(self.load(image), c, (h, w))
+        if tuple(x.shape) != self.input_shape or x.dtype != torch.uint8:
+            raise RuntimeError(f"prepare_image returned {x.dtype} {tuple(x.shape)}, expected uint8 {self.input_shape}")
+        return x
+
+    def prepare(self, images: ImageLike | Sequence[ImageLike]) -> tuple[torch.Tensor, bool]:
+        """Images -> (uint8 (N, C, H, W), whether a single image was given)."""
+        items, single = _as_items(images)
+        if not items:
+            raise DataError("no images given")
+        return torch.stack([self.prepare_one(item) for item in items]), single
+
+    # --- outputs ------------------------------------------------------------------------------------
+    def run(self, pixels: torch.Tensor, maps: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The backend on prepared pixels: logits (N, K) and optionally the raw class maps (N, K, h, w)."""
+        return self.backend(pixels, maps)
+
+    def probabilities(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
+        """Softmax probabilities (N, K) in class order."""
+        pixels, _ = self.prepare(images)
+        return torch.softmax(self.run(pixels)[0], dim=1)
+
+    def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> Prediction | list[Prediction]:
+        """Top-k labels and probabilities: one :class:`Prediction` for one image, a list for several.
+
+        A list or tuple, a 4-D array or a 4-D tensor is a batch; anything else is one image.
+        """
+        pixels, single = self.prepare(images)
+        preds = self.top_k(torch.softmax(self.run(pixels)[0], dim=1), top_k)
+        return preds[0] if single else preds
+
+    def top_k(self, probs: torch.Tensor, k: int = 5) -> list[Prediction]:
+        """(N, K) probabilities -> one :class:`Prediction` per row."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"top_k must be a positive integer, got {k!r}")
+        k = min(k, probs.shape[1])
+        values, indices = probs.topk(k, dim=1)
+        return [
+            Prediction([self.classes[i] for i in idx.tolist()], [float(v) for v in val.tolist()], idx.tolist())
+            for val, idx in zip(values, indices)
+        ]
+
+    def class_maps(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
+        """The pre-GAP class maps (paper Fig. 4) upsampled bilinearly to the input: (N, K, H, W)."""
+        if not self.has_class_maps:
+            raise ConfigError(f"model {self.info.name!r} has a fully connected head and no class maps")
+        pixels, _ = self.prepare(images)
+        return upsample_maps(self.run(pixels, maps=True)[1], self.input_shape[1:])
+
+    def describe(self) -> str:
+        c, h, w = self.input_shape
+        return f"{self.info.name} ({len(self.classes)} classes, {c}x{h}x{w}) on {self.backend.describe()}"
+
+
+def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, K, h, w) -> (N, K, H, W), bilinear without corner alignment (each map cell covers its patch)."""
+    return F.interpolate(maps.float(), size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def _as_items(images) -> tuple[list, bool]:
+    if isinstance(images, (list, tuple)):
+        return list(images), False
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        return list(images), False
+    return [images], True

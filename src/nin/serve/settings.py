@@ -1,0 +1,59 @@
+"""The service's settings: one frozen dataclass, passed to worker processes as JSON in the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+from nin.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from nin.errors import ConfigError
+
+ENV_VAR = "NIN_SERVE_SETTINGS"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What ``nin serve`` runs and its limits."""
+
+    checkpoint: str = ""  # .pt checkpoint or .onnx export
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | bf16 | fp32
+    threads: int = 0  # torch / onnxruntime intra-op threads per worker (0 = library default)
+    max_upload_bytes: int = 10 * 1024 * 1024  # upload cap (and fileurl download cap), bytes
+    max_pixels: int = DEFAULT_MAX_PIXELS  # decoded image cap, pixels
+    max_side: int = DEFAULT_MAX_SIDE  # decoded image cap, px a side
+    samples_dir: str = ""  # folder of sample images ("" = the defaults for the model)
+    allow_fileurl: bool = False  # enable GET /api/predict?fileurl=
+    fileurl_timeout_s: float = 10.0  # whole download, seconds
+    fileurl_allow_private: bool = False  # allow loopback/private hosts (tests, trusted intranets only)
+    max_batch: int = 32  # images per forward pass (1 = no micro-batching)
+    max_wait_ms: float = 0.0  # extra wait for a batch to fill (0 = only batch requests already queued)
+    max_queue: int = 256  # requests waiting for inference; more get 503
+    decode_concurrency: int = 4  # images decoded at once (bounds decoder memory)
+    top: int = 5  # ModelHub config: entries the front end shows
+    sort: bool = True  # ModelHub config: sort them by probability
+
+    def __post_init__(self) -> None:
+        positive = ("max_upload_bytes", "max_pixels", "max_side", "max_batch", "max_queue", "decode_concurrency", "top")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        if self.fileurl_timeout_s <= 0 or self.max_wait_ms < 0 or self.threads < 0:
+            raise ConfigError("fileurl timeout must be > 0, max-wait-ms and threads >= 0")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in names})
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        text = os.environ.get(ENV_VAR)
+        if not text:
+            raise ConfigError(f"{ENV_VAR} is not set; start the service with `nin serve CHECKPOINT`")
+        return cls.from_json(text)

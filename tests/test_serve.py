@@ -1,0 +1,490 @@
+import asyncio
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import jsonschema
+import pytest
+import torch
+from PIL import Image
+
+from fixtures.serve.helpers import bomb_png, digit, png_bytes, save_ckpt
+from nin.errors import RequestError
+from nin.serve.app import create_app
+from nin.serve.batching import MicroBatcher
+from nin.serve.fetch import _check_address, resolve_public
+from nin.serve.predictor import Predictor
+from nin.serve.settings import ServeSettings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's notice about httpx vs httpx2
+    from fastapi.testclient import TestClient
+
+FIXTURES = Path(__file__).parent / "fixtures" / "serve"
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d-\d{6}$")
+
+
+@pytest.fixture(scope="module")
+def ckpt_path(tmp_path_factory):
+    return save_ckpt(tmp_path_factory.mktemp("serve") / "model.pt", dataset="mnist_embedded")
+
+
+@pytest.fixture(scope="module")
+def predictor(ckpt_path):
+    return Predictor.from_checkpoint(ckpt_path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def client(ckpt_path, predictor):
+    app = create_app(ServeSettings(checkpoint=str(ckpt_path)), predictor=predictor)
+    with TestClient(app) as c:
+        yield c
+
+
+def app_client(predictor, **settings):
+    return TestClient(create_app(ServeSettings(**settings), predictor=predictor))
+
+
+def upload(client, data, name="d.png", ctype="image/png", query=""):
+    return client.post(f"/api/predict{query}", files={"file": (name, data, ctype)})
+
+
+# --- ModelHub routes ------------------------------------------------------------------------------
+def test_config_validates_against_modelhubs_schema(client):
+    config = client.get("/api/get_config").json()
+    schema = json.loads((FIXTURES / "modelhub_config_schema.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(config)
+    assert config["meta"]["name"] == "nin-mnist"
+    assert config["modelhub"]["top"] == 5 and config["modelhub"]["sort"] is True
+    assert config["modelhub"]["nin"]["classes"] == [str(i) for i in range(10)]
+    assert config["model"]["io"]["input"]["single"]["format"] == config["model"]["io"]["input"]["format"]
+
+
+def test_config_has_modelhubs_nin_fields(client):
+    ours = client.get("/api/get_config").json()
+    theirs = json.loads((FIXTURES / "modelhub_nin_config.json").read_text())
+    assert set(ours) == set(theirs)
+    for section in ("meta", "model"):
+        assert set(theirs[section]) <= set(ours[section]), section
+    assert set(theirs["publication"]) - {"email"} <= set(ours["publication"])
+    assert ours["publication"]["title"] == theirs["publication"]["title"]
+    assert ours["model"]["io"]["output"][0]["type"] == "label_list"
+    assert ours["model"]["io"]["output"][0]["name"] == theirs["model"]["io"]["output"][0]["name"]
+
+
+def test_model_io_legal_and_files(client):
+    config = client.get("/api/get_config").json()
+    assert client.get("/api/get_model_io").json() == config["model"]["io"]
+    legal = client.get("/api/get_legal").json()
+    assert set(legal) == {"modelhub_license", "modelhub_acknowledgements", "model_license", "sample_data_license"}
+    assert all(isinstance(v, str) and v.strip() for v in legal.values())
+    assert "MNIST" in legal["sample_data_license"]
+    r = client.get("/api/get_model_files")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    assert json.loads(z.read("model/config.json")) == config
+    assert json.loads(z.read("model/labels.json")) == {str(i): str(i) for i in range(10)}
+    assert "model/model.pt" in z.namelist()
+
+
+def test_samples_thumbnails_and_predict_sample(client, predictor):
+    urls = client.get("/api/get_samples").json()
+    names = [u.rsplit("/", 1)[1] for u in urls]
+    assert names == [f"digit-{d}.png" for d in range(10)]
+    assert all(u.startswith("http://testserver/api/samples/") for u in urls)
+    img = Image.open(io.BytesIO(client.get("/api/samples/digit-7.png").content))
+    assert img.size == (28, 28)
+    thumb = client.get("/api/thumbnail/digit-7.png")
+    assert thumb.headers["content-type"] == "image/png" and Image.open(io.BytesIO(thumb.content)).width >= 64
+    model_thumb = client.get("/api/thumbnail/thumbnail.jpg")
+    assert model_thumb.headers["content-type"] == "image/jpeg"
+    body = client.get("/api/predict_sample", params={"filename": "digit-7.png"}).json()
+    want = predictor.probabilities(img)[0]
+    got = torch.tensor([row["probability"] for row in body["output"][0]["prediction"]])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_predict_upload_is_modelhub_shaped_and_matches_python(client, predictor):
+    d = digit(11)
+    r = upload(client, png_bytes(d))
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"output", "timestamp", "processing_time", "model"}
+    (out,) = body["output"]
+    assert set(out) == {"prediction", "shape", "type", "name", "description"}
+    assert out["type"] == "label_list" and out["name"] == "probabilities" and out["shape"] == [10]
+    assert [row["label"] for row in out["prediction"]] == predictor.classes  # class order, like ModelHub
+    assert TIMESTAMP.match(body["timestamp"])
+    assert isinstance(body["processing_time"], float) and body["processing_time"] >= 0
+    config = client.get("/api/get_config").json()
+    assert body["model"] == {"id": config["id"], "name": config["meta"]["name"]}
+    got = torch.tensor([row["probability"] for row in out["prediction"]])
+    torch.testing.assert_close(got, predictor.probabilities(d)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_top_sort_and_class_map_extras(client, predictor):
+    d = png_bytes(digit(2))
+    rows = upload(client, d, query="?top=3").json()["output"][0]
+    assert len(rows["prediction"]) == 3 and rows["shape"] == [3]
+    probs = [row["probability"] for row in rows["prediction"]]
+    assert probs == sorted(probs, reverse=True)
+    assert [row["label"] for row in rows["prediction"]] == predictor.predict(digit(2), top_k=3).labels
+    everything = upload(client, d, query="?sort=true").json()["output"][0]["prediction"]
+    assert len(everything) == 10 and everything[0]["label"] == rows["prediction"][0]["label"]
+    body = upload(client, d, query="?top=5&sort=true&class_map=true").json()
+    cm = body["class_map"]
+    assert cm["label"] == body["output"][0]["prediction"][0]["label"] and cm["map_size"] == [7, 7]
+    assert cm["image"].startswith("data:image/png;base64,")
+    overlay = Image.open(io.BytesIO(__import__("base64").b64decode(cm["image"].split(",", 1)[1])))
+    assert overlay.size == (252, 252) and overlay.mode == "RGB"  # 28 px x 9, sharp pixels
+
+
+# --- errors ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "query,message",
+    [("?top=0", "top"), ("?top=11", "between 1 and 10"), ("?top=two", "top"), ("?sort=maybe", "sort")],
+)
+def test_bad_parameters_are_422(client, query, message):
+    r = upload(client, png_bytes(digit(0)), query=query)
+    assert r.status_code == 422 and message in r.json()["error"]
+
+
+def test_error_statuses(client):
+    r = upload(client, b"hello", "notes.txt", "text/plain")
+    assert r.status_code == 415 and r.json()["error"].startswith("Incorrect file type.")
+    r = upload(client, png_bytes(Image.new("RGB", (8, 8)), "PDF"), "doc.pdf", "application/pdf")
+    assert r.status_code == 415
+    r = client.post("/api/predict", json={"file": "x"})
+    assert r.status_code == 415
+    r = upload(client, b"\x89PNG\r\n\x1a\n garbage", "broken.png", "image/png")
+    assert r.status_code == 400 and "could not be decoded" in r.json()["error"]
+    truncated = png_bytes(torch.randint(0, 255, (64, 64), dtype=torch.uint8).numpy())[:300]
+    r = upload(client, truncated, "cut.png", "application/octet-stream")
+    assert r.status_code == 400 and "cut.png could not be decoded" in r.json()["error"]
+    r = client.post("/api/predict", files={"image": ("d.png", png_bytes(digit(0)), "image/png")})
+    assert r.status_code == 400 and "field `file`" in r.json()["error"]
+    r = upload(client, b"", "empty.png")
+    assert r.status_code == 400
+    r = client.get("/api/predict_sample", params={"filename": "../../etc/passwd"})
+    assert r.status_code == 404 and "error" in r.json()
+    assert client.get("/api/samples/nope.png").status_code == 404
+    assert client.get("/api/thumbnail/nope.png").status_code == 404
+    assert client.get("/api/predict_sample").status_code == 422
+    r = client.get("/api/nowhere")
+    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
+    assert client.delete("/api/predict").status_code == 405
+
+
+def test_upload_cap_is_413(predictor):
+    with app_client(predictor, max_upload_bytes=4000) as c:
+        noisy = torch.randint(0, 255, (64, 64), dtype=torch.uint8).numpy()
+        big = png_bytes(noisy)
+        assert len(big) > 4000
+        r = upload(c, big)
+        assert r.status_code == 413 and "4,000 bytes" in r.json()["error"]
+        # A body without Content-Length (chunked) is cut off while it streams in.
+        r = c.post("/api/predict", content=iter([b"x" * 50_000] * 10), headers={"content-type": "image/png"})
+        assert r.status_code == 413
+        r = c.post("/api/predict", content=b"", headers={"content-type": "image/png", "content-length": str(10**9)})
+        assert r.status_code == 413
+        assert upload(c, png_bytes(digit(0))).status_code == 200  # small files still pass
+
+
+def test_image_dimension_caps_are_413(client, predictor):
+    r = upload(client, bomb_png(60_000, 60_000), "bomb.png")
+    assert r.status_code == 413
+    with app_client(predictor, max_side=100) as c:
+        r = upload(c, png_bytes(Image.new("L", (101, 20))))
+        assert r.status_code == 413 and "100 px a side" in r.json()["error"]
+
+
+def test_internal_errors_are_500_without_details(ckpt_path, predictor):
+    app = create_app(ServeSettings(), predictor=predictor)
+    with TestClient(app, raise_server_exceptions=False) as c:
+
+        def broken(pixels, maps):
+            raise RuntimeError("secret internal detail")
+
+        app.state.nin.batcher.run = broken
+        r = upload(c, png_bytes(digit(0)))
+        assert r.status_code == 500
+        assert "secret" not in r.text and "error" in r.json()
+
+
+def test_not_ready_is_503_and_failed_load_is_reported(tmp_path):
+    app = create_app(ServeSettings(checkpoint=str(tmp_path / "missing.pt")))
+    with TestClient(app) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        for _ in range(100):
+            r = c.get("/readyz")
+            if "failed" in r.json().get("error", ""):
+                break
+            time.sleep(0.05)
+        assert r.status_code == 503 and "does not exist" in r.json()["error"]
+        r = c.get("/api/get_config")
+        assert r.status_code == 503 and "failed to load" in r.json()["error"]
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and "nin_mnist" in ready["model"]
+
+
+def test_page_and_assets_are_self_contained(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    sources = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    local = [s for s in sources if not s.startswith(("http", "//"))]
+    assert "static/app.js" in local and "static/style.css" in local
+    assert all(s.startswith("https://arxiv.org") for s in sources if s not in local)  # only a plain link out
+    for asset in ("static/app.js", "static/style.css"):
+        got = client.get("/" + asset)
+        assert got.status_code == 200 and "http://" not in got.text and "https://" not in got.text
+
+
+# --- fileurl -----------------------------------------------------------------------------------------
+class _Files(BaseHTTPRequestHandler):
+    png = b""
+
+    def do_GET(self):
+        if self.path == "/digit.png":
+            self._send(200, self.png, "image/png")
+        elif self.path == "/big.png":
+            self._send(200, b"\x00" * 20_000, "image/png")
+        elif self.path == "/stream.png":  # no Content-Length: the cap must hold while reading
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            for _ in range(40):
+                self.wfile.write(b"\x00" * 1000)
+        elif self.path == "/slow.png":
+            time.sleep(2.0)
+            self._send(200, self.png, "image/png")
+        elif self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/digit.png")
+            self.end_headers()
+        else:
+            self._send(404, b"no", "text/plain")
+
+    def _send(self, status, body, ctype):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def file_server():
+    _Files.png = png_bytes(digit(4))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_fileurl_is_off_by_default(client, file_server):
+    r = client.get("/api/predict", params={"fileurl": f"{file_server}/digit.png"})
+    assert r.status_code == 403 and "--allow-fileurl" in r.json()["error"]
+    assert client.get("/api/predict").status_code == 422
+
+
+def test_fileurl_refuses_private_hosts_and_other_schemes(predictor, file_server):
+    with app_client(predictor, allow_fileurl=True) as c:
+        for url in (f"{file_server}/digit.png", "http://localhost/x.png", "http://[::1]/x.png", "http://10.0.0.8/x"):
+            r = c.get("/api/predict", params={"fileurl": url})
+            assert r.status_code == 403 and "refusing" in r.json()["error"], url
+        for url in ("file:///etc/passwd", "ftp://example.com/x.png", "gopher://x", "http:///nohost"):
+            assert c.get("/api/predict", params={"fileurl": url}).status_code == 422, url
+        r = c.get("/api/predict", params={"fileurl": "http://user:pw@example.com/x.png"})
+        assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "ip,allowed",
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.0.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fc00::1", False),
+        ("fe80::1%eth0", False),
+        ("::ffff:127.0.0.1", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_address_policy(ip, allowed):
+    if allowed:
+        _check_address(ip, allow_private=False)
+    else:
+        with pytest.raises(RequestError) as e:
+            _check_address(ip, allow_private=False)
+        assert e.value.status == 403
+    _check_address(ip, allow_private=True)  # the escape hatch for trusted networks
+
+
+def test_resolution_checks_every_address():
+    with pytest.raises(RequestError) as e:
+        resolve_public("localhost", 80)
+    assert e.value.status == 403
+
+
+def test_fileurl_fetch_caps(predictor, file_server):
+    settings = dict(allow_fileurl=True, fileurl_allow_private=True, max_upload_bytes=10_000, fileurl_timeout_s=0.8)
+    with app_client(predictor, **settings) as c:
+        ok = c.get("/api/predict", params={"fileurl": f"{file_server}/digit.png", "top": 3})
+        assert ok.status_code == 200
+        assert [r["label"] for r in ok.json()["output"][0]["prediction"]] == predictor.predict(digit(4), 3).labels
+        assert c.get("/api/predict", params={"fileurl": f"{file_server}/moved"}).status_code == 200
+        assert c.get("/api/predict", params={"fileurl": f"{file_server}/big.png"}).status_code == 413
+        assert c.get("/api/predict", params={"fileurl": f"{file_server}/stream.png"}).status_code == 413
+        t0 = time.perf_counter()
+        r = c.get("/api/predict", params={"fileurl": f"{file_server}/slow.png"})
+        assert r.status_code == 504 and time.perf_counter() - t0 < 1.9
+        assert c.get("/api/predict", params={"fileurl": f"{file_server}/nothing"}).status_code == 502
+
+
+# --- micro-batching --------------------------------------------------------------------------------
+def test_micro_batcher_batches_concurrent_requests_and_routes_results():
+    sizes = []
+    gate = threading.Event()
+
+    def run(pixels, maps):
+        gate.wait(5)
+        sizes.append(pixels.shape[0])
+        logits = pixels.float().mean(dim=(1, 2, 3))[:, None].repeat(1, 3)  # each row tells its input apart
+        return logits, None
+
+    async def scenario():
+        b = MicroBatcher(run, max_batch=4, max_queue=64)
+        await b.start()
+        first = asyncio.create_task(b.submit(torch.full((1, 2, 2), 1, dtype=torch.uint8)))
+        await asyncio.sleep(0.05)  # the first batch is now blocked in `run`; the rest queue up
+        rest = [asyncio.create_task(b.submit(torch.full((1, 2, 2), v, dtype=torch.uint8))) for v in range(2, 11)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        results = await asyncio.gather(first, *rest)
+        await b.stop()
+        return results, b
+
+    results, b = asyncio.run(scenario())
+    assert [float(r[0][0]) for r in results] == [float(v) for v in range(1, 11)]
+    assert sizes[0] == 1 and max(sizes) == 4 and sum(sizes) == 10
+    assert b.batches == len(sizes) < 10 and b.images == 10
+
+
+def test_micro_batcher_sheds_load_when_full():
+    gate = threading.Event()
+
+    def run(pixels, maps):
+        gate.wait(5)
+        return torch.zeros(pixels.shape[0], 2), None
+
+    async def scenario():
+        b = MicroBatcher(run, max_batch=1, max_queue=2)
+        await b.start()
+        x = torch.zeros((1, 2, 2), dtype=torch.uint8)
+        running = asyncio.create_task(b.submit(x))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.create_task(b.submit(x)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(RequestError) as e:
+            await b.submit(x)
+        gate.set()
+        await asyncio.gather(running, *queued)
+        await b.stop()
+        return e.value.status
+
+    assert asyncio.run(scenario()) == 503
+
+
+# --- a real server -----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_nin_serve_answers_curl_style_upload_over_real_uvicorn(ckpt_path, predictor, tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nin", "serve", str(ckpt_path), "--port", str(port), "--log-level", "warning"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("nin serve did not become ready in 90 s")
+        d = digit(21)
+        r = httpx.post(f"{base}/api/predict", files={"file": ("digit.png", png_bytes(d), "image/png")}, timeout=30)
+        assert r.status_code == 200
+        body = r.json()
+        assert set(body) == {"output", "timestamp", "processing_time", "model"}
+        got = torch.tensor([row["probability"] for row in body["output"][0]["prediction"]])
+        torch.testing.assert_close(got, predictor.probabilities(d)[0], atol=1e-5, rtol=1e-4)
+        with httpx.Client(base_url=base, timeout=30) as c:  # concurrent clients all get answers
+            results = []
+            threads = [
+                threading.Thread(target=lambda: results.append(c.get("/api/predict_sample?filename=digit-3.png")))
+                for _ in range(8)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert [r.status_code for r in results] == [200] * 8
+        assert "nin-mnist" in httpx.get(f"{base}/api/get_config").text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_serve_cli_rejects_a_bad_checkpoint_in_one_line(tmp_path, capsys):
+    from nin.cli import main
+
+    assert main(["serve", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and len(err.strip().splitlines()) == 1
