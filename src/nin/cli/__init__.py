@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("nin.cli.list_cmd", "list models, configs, datasets and preprocessors"),
     "train": ("nin.cli.train_cmd", "train a model (no arguments: NIN-MNIST quickstart on the embedded data)"),
     "eval": ("nin.cli.eval_cmd", "evaluate a checkpoint on its test split"),
+    "data": ("nin.cli.data_cmd", "datasets: list, info NAME (what is found, checksums, what to do), fetch NAME"),
+    "reproduce": ("nin.cli.reproduce_cmd", "run the paper's experiments and write report.md/.json + a bar chart"),
 }
 
 
