@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("nin.cli.predict_cmd", "classify image files with a checkpoint or an ONNX export"),
     "serve": ("nin.cli.serve_cmd", "serve a model: ModelHub-compatible REST API and a web page"),
     "export": ("nin.cli.export_cmd", "export a checkpoint to ONNX (fp32, verified) or int8 ONNX"),
+    "data": ("nin.cli.data_cmd", "datasets: list, info NAME (what is found, checksums, what to do), fetch NAME"),
+    "reproduce": ("nin.cli.reproduce_cmd", "run the paper's experiments and write report.md/.json + a bar chart"),
 }
 
 

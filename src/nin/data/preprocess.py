@@ -15,7 +15,7 @@ from nin.errors import ConfigError
 
 _REGISTRY: dict[str, type[Preprocessor]] = {}
 # Modules that register more preprocessors when imported (GCN/ZCA/LCN, ImageNet).
-_PLUGINS: tuple[str, ...] = ("nin.interop.imagenet",)
+_PLUGINS: tuple[str, ...] = ("nin.data.whiten", "nin.interop.imagenet")
 
 
 def register_preprocessor(cls: type[Preprocessor]) -> type[Preprocessor]:

@@ -95,3 +95,100 @@ for _name, _shape, _k in (
             f"random learnable images shaped like {_name.removeprefix('synthetic_')} (smoke runs, benchmarks)",
         )
     )
+
+
+# --- the paper's datasets, read from the files users download (see `nin data info NAME`) -------------
+def _cifar(name: str):
+    def load(split: str, root: str | None) -> Dataset:
+        from nin.data.cifar import load_cifar
+
+        return load_cifar(name, split, root)
+
+    return load
+
+
+def _idx(name: str):
+    def load(split: str, root: str | None) -> Dataset:
+        from nin.data.idx import load_idx_dataset
+
+        return load_idx_dataset(name, split, root)
+
+    return load
+
+
+def _svhn(split: str, root: str | None) -> Dataset:
+    from nin.data.svhn import load_svhn
+
+    return load_svhn(split, root)
+
+
+def _folder(channels: int, size: tuple[int, int]):
+    def load(split: str, root: str | None) -> Dataset:
+        from nin.data.imagefolder import load_image_folder
+
+        return load_image_folder(root, split, channels, size)
+
+    return load
+
+
+for _info in (
+    DatasetInfo(
+        "cifar10",
+        (3, 32, 32),
+        10,
+        ("train", "test", "train40k", "valid"),
+        _cifar("cifar10"),
+        "CIFAR-10: 50,000 train / 10,000 test colour images (python or binary version, .tar.gz or unpacked)",
+    ),
+    DatasetInfo(
+        "cifar100",
+        (3, 32, 32),
+        100,
+        ("train", "test", "train40k", "valid"),
+        _cifar("cifar100"),
+        "CIFAR-100 (fine labels): 50,000 train / 10,000 test colour images",
+    ),
+    DatasetInfo(
+        "svhn",
+        (3, 32, 32),
+        10,
+        ("train", "valid", "test", "train_only"),
+        _svhn,
+        "SVHN 32x32 digits: train = train + extra minus the 6,000-image maxout validation split; test 26,032",
+        digits=True,
+    ),
+    DatasetInfo(
+        "mnist",
+        (1, 28, 28),
+        10,
+        ("train", "test", "train50k", "valid"),
+        _idx("mnist"),
+        "MNIST: 60,000 train / 10,000 test digits (IDX files, gzipped or not)",
+        digits=True,
+    ),
+    DatasetInfo(
+        "fashion_mnist",
+        (1, 28, 28),
+        10,
+        ("train", "test"),
+        _idx("fashion_mnist"),
+        "Fashion-MNIST: 60,000 train / 10,000 test clothing images (also found where Debian installs it)",
+    ),
+    DatasetInfo(
+        "imagefolder",
+        (3, 32, 32),
+        0,  # the number of class sub-folders found under data_root
+        ("train", "test", "all"),
+        _folder(3, (32, 32)),
+        "your own images: data_root/<class>/*.png|jpg (or data_root/{train,test}/<class>/), RGB resized to 32x32",
+    ),
+    DatasetInfo(
+        "imagefolder_gray",
+        (1, 28, 28),
+        0,
+        ("train", "test", "all"),
+        _folder(1, (28, 28)),
+        "your own images as 28x28 grayscale (for the MNIST net): data_root/<class>/*.png|jpg",
+    ),
+):
+    register_dataset(_info)

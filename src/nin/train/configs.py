@@ -79,3 +79,193 @@ register_config(
         stall_steps=0,
     )
 )
+
+
+# --- the paper's experiments (paper.md §2), each under the `paper` recipe and a `modern` one -------------
+# The `paper` recipe is paper.md §4 translated to PyTorch SGD: weights at lr with weight decay 1e-4, biases at
+# 2x lr without decay, the last cccp layer at 0.1x, momentum 0.9, batch 128, per-layer N(0, std^2) init,
+# dropout 0.5 after pool1/pool2, and the lr divided by 10 twice when the training error plateaus.
+# Epoch budget: the author's CIFAR-10 run (~200 epochs at the base lr, then 30 + 30 after the drops) is
+# 260 epochs of 390 steps, ~101k steps; the other datasets' budgets are not published, so they get about
+# the same number of steps of 128 images.
+_PAPER_RECIPE = dict(
+    batch_norm=False,
+    init="paper",
+    dropout=0.5,
+    final_relu=True,
+    batch_size=128,
+    lr=0.1,
+    bias_lr_mult=2.0,
+    last_lr_mult=0.1,
+    momentum=0.9,
+    nesterov=False,
+    weight_decay=1e-4,
+    label_smoothing=0.0,
+    schedule="plateau",
+    gamma=0.1,
+    plateau_drops=2,
+)
+_CIFAR = dict(dataset="cifar10", preprocess="gcn_zca", epochs=260, plateau_patience=10)
+
+
+_PREP = {"gcn_zca": "GCN + ZCA", "gcn_lcn": "GCN + LCN", "scale": "pixels in [0, 1]"}
+_PAPER_TAG = " — paper recipe"
+
+
+def _paper(name: str, what: str, **fields) -> TrainConfig:
+    cfg = TrainConfig(name=name, **{**_PAPER_RECIPE, **fields})
+    return register_config(cfg.replace(description=f"{what}{_PAPER_TAG} ({_PREP[cfg.preprocess]})"))
+
+
+def _modern(paper: TrainConfig, epochs: int, translate: int | None = None, flip: bool | None = None) -> TrainConfig:
+    """The `modern` recipe of a paper row: same net widths, data and augmentation (unless given), plus BN
+    after every conv, He init, one-cycle lr, Nesterov momentum and label smoothing — the accuracy in a
+    small fraction of the paper's epochs.
+    """
+    # Deviation from paper: BN, He init, one-cycle, label smoothing and per-channel mean/std instead of the
+    # paper's GCN/ZCA/LCN; this recipe is for users who want the accuracy fast, not for the paper's numbers.
+    return register_config(
+        paper.replace(
+            name=f"{paper.name}_modern",
+            description=paper.description.split(_PAPER_TAG)[0] + " — modern recipe (mean/std, BN, He init, one-cycle)",
+            preprocess="mean_std",
+            batch_norm=True,
+            init="kaiming",
+            bias_lr_mult=1.0,
+            last_lr_mult=1.0,
+            nesterov=True,
+            weight_decay=5e-4,
+            label_smoothing=0.1,
+            schedule="onecycle",
+            lr=0.1,
+            epochs=epochs,
+            translate=paper.translate if translate is None else translate,
+            flip=paper.flip if flip is None else flip,
+        )
+    )
+
+
+_modern(
+    _paper(
+        "cifar10",
+        "NIN on CIFAR-10, no augmentation (Table 1)",
+        model="nin_cifar10",
+        paper_error=10.41,
+        paper_ref="Table 1, NIN + Dropout",
+        **_CIFAR,
+    ),
+    40,
+)
+_modern(
+    _paper(
+        "cifar10_aug",
+        "NIN on CIFAR-10 with translations + flips (Table 1)",
+        model="nin_cifar10",
+        # The paper does not state the translation range; +-4 px (pad 4 + random 32x32 crop) is the
+        # common choice. Deviation from paper: we translate the raw pixels before GCN + ZCA (the batched
+        # pipeline augments uint8 images), where cuda-convnet shifted the already whitened images.
+        translate=4,
+        flip=True,
+        paper_error=8.81,
+        paper_ref="Table 1, NIN + Dropout + Augmentation",
+        **_CIFAR,
+    ),
+    40,
+)
+_modern(
+    _paper(
+        "cifar100",
+        "NIN on CIFAR-100, no augmentation (Table 2)",
+        model="nin_cifar100",
+        dataset="cifar100",
+        preprocess="gcn_zca",
+        epochs=260,
+        plateau_patience=10,
+        lr=0.02,  # paper.md §4: CIFAR-100 lr 0.02 (biases 0.04), weight decay 5e-4
+        weight_decay=5e-4,
+        paper_error=35.68,
+        paper_ref="Table 2, NIN + Dropout",
+    ),
+    60,
+)
+_modern(
+    _paper(
+        "svhn",
+        "NIN on SVHN, train + extra minus the maxout validation split (Table 3)",
+        model="nin_svhn",
+        dataset="svhn",
+        preprocess="gcn_lcn",
+        epochs=22,  # 598,388 images: 4,674 steps per epoch, ~103k steps
+        plateau_patience=2,
+        paper_error=2.35,
+        paper_ref="Table 3, NIN + Dropout",
+    ),
+    6,
+)
+_modern(
+    _paper(
+        "mnist",
+        "NIN on MNIST, no augmentation (Table 4)",
+        model="nin_mnist",
+        dataset="mnist",
+        # paper.md §5: no MNIST preprocessing is stated; pixels in [0, 1] as pylearn2's MNIST loader gives them.
+        preprocess="scale",
+        epochs=220,  # 468 steps per epoch, ~103k steps
+        plateau_patience=10,
+        paper_error=0.47,
+        paper_ref="Table 4, NIN + Dropout",
+    ),
+    15,
+)
+_modern(
+    _paper(
+        "cifar10_fc",
+        "Table 5: CIFAR-10 mlpconv layers + a fully connected head",
+        model="nin_cifar10_fc",
+        paper_error=11.59,
+        paper_ref="Table 5, mlpconv + Fully Connected",
+        **_CIFAR,
+    ),
+    40,
+)
+_modern(
+    _paper(
+        "cifar10_fc_dropout",
+        "Table 5: CIFAR-10 mlpconv layers + dropout + a fully connected head",
+        model="nin_cifar10_fc_dropout",
+        paper_error=10.88,
+        paper_ref="Table 5, mlpconv + Fully Connected + Dropout",
+        **_CIFAR,
+    ),
+    40,
+)
+# §4.6: global average pooling as a regularizer on a conventional CNN. paper.md does not list the section's
+# numbers, so these rows carry none (the report shows our three numbers side by side).
+for _name, _model, _what in (
+    ("cifar10_cnn_fc", "cnn_cifar10_fc", "a fully connected head"),
+    ("cifar10_cnn_fc_dropout", "cnn_cifar10_fc_dropout", "dropout + a fully connected head"),
+    ("cifar10_cnn_gap", "cnn_cifar10_gap", "a global average pooling head"),
+):
+    _modern(
+        _paper(
+            _name, f"§4.6: a conventional 3-conv CNN on CIFAR-10 with {_what}", model=_model, paper_ref="§4.6", **_CIFAR
+        ),
+        40,
+    )
+
+# Fashion-MNIST is not in the paper: the MNIST row's net and recipe on a harder 28x28 set (the data Debian
+# packages as dataset-fashion-mnist, so it can be trained on machines that cannot download).
+_modern(
+    _paper(
+        "fashion_mnist",
+        "NIN-MNIST net on Fashion-MNIST (not in the paper)",
+        model="nin_mnist",
+        dataset="fashion_mnist",
+        preprocess="scale",
+        epochs=220,
+        plateau_patience=10,
+    ),
+    20,
+    translate=2,
+    flip=True,  # clothes, unlike digits, keep their class when mirrored
+)

@@ -1,0 +1,89 @@
+"""Users' own images: one sub-folder per class holding PNG/JPEG files.
+
+Two layouts: ``DIR/train/<class>/*`` + ``DIR/test/<class>/*`` (the given splits), or ``DIR/<class>/*``,
+split 80/20 per class with a fixed seed. Images are converted to the model's channels and resized
+(bilinear) to its input size, the same conversion prediction uses (:func:`nin.data.images.pil_to_tensor`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from nin.data.dataset import Dataset, stratified_split
+from nin.data.images import pil_to_tensor
+from nin.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+TEST_FRACTION = 0.2
+SPLIT_SEED = 20131216
+
+
+def class_folders(path: Path) -> dict[str, list[Path]]:
+    """Class name -> sorted image files, for every sub-folder of ``path`` holding at least one image."""
+    out = {}
+    for d in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        if files:
+            out[d.name] = files
+    return out
+
+
+def _decode(files: list[Path], channels: int, size: tuple[int, int]) -> torch.Tensor:
+    out = torch.empty((len(files), channels, *size), dtype=torch.uint8)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as img:
+                img.load()
+                out[i] = pil_to_tensor(img, channels, size)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise DataError(f"{f} cannot be decoded as an image ({exc}); remove or replace it") from None
+    return out
+
+
+def load_image_folder(
+    root: str | Path | None, split: str = "train", channels: int = 3, size: tuple[int, int] = (32, 32)
+) -> Dataset:
+    """Split ``split`` (train | test | all) of the image folder ``root`` as uint8 (N, channels, *size)."""
+    if not root:
+        raise DataError(
+            "the image-folder dataset reads your own images: pass the folder with --set data_root=DIR "
+            "(nin train) or --data-root DIR, where DIR holds one sub-folder per class of PNG/JPEG files"
+        )
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"image folder {path} does not exist or is not a folder")
+    given = (path / "train").is_dir() and (path / "test").is_dir()
+    if given:
+        train_classes = class_folders(path / "train")
+        classes = tuple(train_classes)
+        if split == "all":
+            test_classes = class_folders(path / "test")
+            folders = {c: train_classes.get(c, []) + test_classes.get(c, []) for c in classes}
+            extra = set(test_classes) - set(classes)
+        else:
+            folders = train_classes if split == "train" else class_folders(path / "test")
+            extra = set(folders) - set(classes)
+        if extra:
+            raise DataError(f"{path}/test has classes {sorted(extra)} that {path}/train lacks")
+    else:
+        folders = class_folders(path)
+        classes = tuple(folders)
+    if not classes:
+        where = path / "train" if given else path
+        raise DataError(
+            f"no class sub-folders with {'/'.join(e[1:].upper() for e in IMAGE_EXTENSIONS)} images in {where}; "
+            "put each class's images in a sub-folder named after the class"
+        )
+    files = [f for c in classes for f in folders.get(c, [])]
+    labels = np.array([i for i, c in enumerate(classes) for _ in folders.get(c, [])], dtype=np.int64)
+    if not given and split != "all":
+        train_idx, test_idx = stratified_split(labels, TEST_FRACTION, SPLIT_SEED)
+        keep = train_idx if split == "train" else test_idx
+        files, labels = [files[i] for i in keep], labels[keep]
+    ds = Dataset(_decode(files, channels, size), torch.from_numpy(labels), classes, f"imagefolder:{split}")
+    ds.meta.update(source=str(path))
+    return ds
