@@ -117,7 +117,9 @@ def _paper(name: str, what: str, **fields) -> TrainConfig:
     return register_config(cfg.replace(description=f"{what}{_PAPER_TAG} ({_PREP[cfg.preprocess]})"))
 
 
-def _modern(paper: TrainConfig, epochs: int, translate: int | None = None, flip: bool | None = None) -> TrainConfig:
+def _modern(
+    paper: TrainConfig, epochs: int, translate: int | None = None, flip: bool | None = None, **changes
+) -> TrainConfig:
     """The `modern` recipe of a paper row: same net widths, data and augmentation (unless given), plus BN
     after every conv, He init, one-cycle lr, Nesterov momentum and label smoothing — the accuracy in a
     small fraction of the paper's epochs.
@@ -141,7 +143,7 @@ def _modern(paper: TrainConfig, epochs: int, translate: int | None = None, flip:
             epochs=epochs,
             translate=paper.translate if translate is None else translate,
             flip=paper.flip if flip is None else flip,
-        )
+        ).replace(**changes)
     )
 
 
@@ -268,4 +270,11 @@ _modern(
     20,
     translate=2,
     flip=True,  # clothes, unlike digits, keep their class when mirrored
+    # The MNIST widths plateau near 93.6% here (one-cycle, 6-20 epochs, measured on a GPU); the CIFAR-10
+    # net's widths (5x5 192-160-96, 5x5 192-192-192, 3x3 192-192-10 on 1x28x28) with dropout 0.3 reached
+    # 94.0% in 20 epochs. The paper row `fashion_mnist` keeps the MNIST net.
+    model="nin_cifar10",
+    dropout=0.3,
+    description="NIN-CIFAR-10 widths on Fashion-MNIST (not in the paper) — modern recipe (mean/std, BN, He init, "
+    "one-cycle)",
 )
