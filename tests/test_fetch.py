@@ -79,7 +79,7 @@ PAYLOAD = bytes(range(256)) * 4000  # 1 MB
 
 def test_download_verifies_and_renames_atomically(server, tmp_path):
     server.files["/a.bin"] = PAYLOAD
-    dest = download([server.url + "/a.bin"], tmp_path / "d" / "a.bin", md5(PAYLOAD), len(PAYLOAD))
+    dest = download([server.url + "/a.bin"], tmp_path / "d" / "a.bin", md5(PAYLOAD), len(PAYLOAD), progress=True)
     assert dest.read_bytes() == PAYLOAD and sorted(p.name for p in dest.parent.iterdir()) == ["a.bin"]
 
 

@@ -130,3 +130,12 @@ def test_reproduce_list_and_bad_arguments(capsys, tmp_path):
     assert main(["reproduce", "cifar11", "--out", str(tmp_path)]) == 2
     assert "unknown row 'cifar11'" in capsys.readouterr().err
     assert main(["reproduce", "--resume"]) == 2
+
+
+def test_resume_reports_a_finished_row_without_training_it_again(tmp_path):
+    sets = ["max_steps=2", "epochs=1", "device=cpu", "compile=off"]
+    first = reproduce(["smoke"], tmp_path, overrides=sets)["rows"][0]
+    again = reproduce(["smoke"], tmp_path, overrides=sets, resume=True)["rows"][0]
+    assert again["status"] == "ok" and again["steps"] == first["steps"] == 2
+    assert again["error_pct"] == pytest.approx(first["error_pct"])
+    assert again["best_error_pct"] == pytest.approx(first["best_error_pct"])

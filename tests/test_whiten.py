@@ -166,3 +166,21 @@ def test_gcn_lcn_preprocessor_round_trip():
     q = preprocessor_from_state(p.state_dict())
     assert q.options() == {"scale": 1.0, "kernel_size": 7, "sigma": 2.0, "threshold": 1e-4}
     torch.testing.assert_close(q(x), y)
+
+
+def test_fitted_zca_travels_in_the_checkpoint(tmp_path):
+    """Training fits GCN + ZCA on the train split; the checkpoint carries mean and W for eval and prediction."""
+    from nin.data.synthetic import synthetic_dataset
+    from nin.train.checkpoint import load_checkpoint
+    from nin.train.configs import get_config
+    from nin.train.engine import train
+    from nin.train.runtime import Runtime
+
+    data = synthetic_dataset((3, 32, 32), 10, 8, seed=1), synthetic_dataset((3, 32, 32), 10, 4, seed=2)
+    cfg = get_config("cifar10").replace(epochs=1, max_steps=1, batch_size=4, stall_steps=0, device="cpu")
+    train(cfg, out_dir=tmp_path, progress=False, data=data, runtime=Runtime(torch.device("cpu"), None, False, False))
+    ckpt = load_checkpoint(tmp_path / "last.pt")  # weights_only
+    pre = preprocessor_from_state(ckpt["preprocess"])
+    fresh = build_preprocessor("gcn_zca").fit(data[0].images)
+    assert ckpt["preprocess"]["name"] == "gcn_zca" and pre.W.shape == (3072, 3072)
+    torch.testing.assert_close(pre(data[1].images), fresh(data[1].images))

@@ -14,7 +14,7 @@ _ROOT_HELP = "data root (default: $NIN_DATA_ROOT or ~/.local/share/nin/datasets)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="every dataset and whether its files are found", description="list datasets")
-    ls.add_argument("--root", default=None, help=_ROOT_HELP)
+    ls.add_argument("--root", "--data-root", dest="root", default=None, help=_ROOT_HELP)
     ls.add_argument("--json", action="store_true", help="print one JSON object")
     info = sub.add_parser(
         "info",
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "exit code 0 when every split is usable, 1 otherwise",
     )
     info.add_argument("name", help="dataset name (see `nin data list`)")
-    info.add_argument("--root", default=None, help=_ROOT_HELP)
+    info.add_argument("--root", "--data-root", dest="root", default=None, help=_ROOT_HELP)
     info.add_argument("--no-check", action="store_true", help="only look for the files (skip the md5 checks)")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     fetch = sub.add_parser(
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "it stops at once and says which files to place by hand, and where",
     )
     fetch.add_argument("name", help="cifar10 | cifar100 | svhn | mnist | fashion_mnist")
-    fetch.add_argument("--root", default=None, help=_ROOT_HELP)
+    fetch.add_argument("--root", "--data-root", dest="root", default=None, help=_ROOT_HELP)
     fetch.add_argument("--variant", default=None, choices=["python", "binary"], help="CIFAR: which version")
     fetch.add_argument(
         "--mirror", action="append", default=[], metavar="URL", help="a base URL tried before the official ones"

@@ -118,6 +118,8 @@ def render_chart(report: dict, path: Path) -> bool:
         note = {"data not found": "no data", "failed": "failed"}.get(r["status"])
         if r["paper_error"] is None:
             ax.text(x - w / 2, top * 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+        else:
+            ax.text(x - w / 2, r["paper_error"], f"{r['paper_error']:.2f}", ha="center", va="bottom", fontsize=7)
         if note:
             ax.text(x + w / 2, top * 0.02, note, ha="center", va="bottom", fontsize=7, rotation=90)
         elif r["error_pct"] is not None:

@@ -133,8 +133,9 @@ def _run_row(
         res.wall_time_s = time.perf_counter() - t0
         return res
     final = r.final or _last_metrics(run_dir)
-    res.error_pct = final.get("error_pct", final.get("test_error_pct"))
-    res.best_error_pct = r.best_error_pct if math.isfinite(r.best_error_pct) else res.error_pct
+    res.error_pct = final.get("error_pct")
+    best = r.best_error_pct if math.isfinite(r.best_error_pct) else final.get("best_error_pct")
+    res.best_error_pct = best if best is not None else res.error_pct
     res.epochs, res.steps = r.epochs, r.steps
     res.wall_time_s, res.train_time_s = r.wall_time_s, r.train_time_s
     if res.error_pct is not None and res.paper_error is not None:
@@ -143,14 +144,13 @@ def _run_row(
 
 
 def _last_metrics(run_dir: Path) -> dict:
-    """The last epoch's row of metrics.jsonl (a resumed run that had already finished trains nothing)."""
-    import json
+    """The metrics saved in ``last.pt`` (a resumed run that had already finished trains nothing)."""
+    from nin.train.checkpoint import load_checkpoint
 
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
+    try:
+        return dict(load_checkpoint(run_dir / "last.pt").get("metrics", {}))
+    except NinError:
         return {}
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    return json.loads(lines[-1]) if lines else {}
 
 
 def reproduce(
