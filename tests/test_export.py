@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from fixtures.serve.helpers import digit, make_ckpt, save_ckpt
+from fixtures.serve.helpers import digit, make_ckpt, png_bytes, save_ckpt
 from nin.cli import main
 from nin.data.registry import load_dataset
 from nin.errors import CheckpointError
@@ -145,7 +145,6 @@ def test_int8_quantisation(onnx_path, tmp_path):
 def test_the_service_serves_an_onnx_file(ckpt_path, onnx_path):
     import warnings
 
-    from fixtures.serve.helpers import png_bytes
     from nin.serve.app import create_app
     from nin.serve.settings import ServeSettings
 
@@ -164,3 +163,16 @@ def test_the_service_serves_an_onnx_file(ckpt_path, onnx_path):
         got = torch.tensor([row["probability"] for row in body["output"][0]["prediction"]])
         torch.testing.assert_close(got, pt.probabilities(digit(9))[0], atol=1e-5, rtol=1e-4)
         assert body["class_map"]["map_size"] == [7, 7]
+
+
+def test_calibration_images_from_a_folder_use_the_models_preparation(onnx_path, tmp_path):
+    from nin.export import calibration_images
+
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(png_bytes(np.full((50, 40, 3), 60 * i, dtype=np.uint8)))
+    (tmp_path / "notes.txt").write_text("ignored")
+    x = calibration_images(read_metadata(onnx_path), 10, image_dir=tmp_path)
+    assert x.shape == (3, 1, 28, 28) and x.dtype == torch.uint8
+    assert [int(v) for v in x.flatten(1).float().mean(1)] == [0, 60, 120]
+    with pytest.raises(Exception, match="no dataset"):
+        calibration_images({**read_metadata(onnx_path), "train": {}}, 10)
