@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.serve.helpers import digit, png_bytes, save_ckpt
+from fixtures.serve.builders import digit, png_bytes, save_ckpt
 from nin.serve.app import create_app
 from nin.serve.predictor import Predictor
 from nin.serve.settings import ServeSettings

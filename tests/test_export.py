@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from fixtures.serve.helpers import digit, make_ckpt, png_bytes, save_ckpt
+from fixtures.serve.builders import digit, make_ckpt, png_bytes, save_ckpt
 from nin.cli import main
 from nin.data.registry import load_dataset
 from nin.errors import CheckpointError

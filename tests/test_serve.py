@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fixtures.serve.helpers import bomb_png, digit, png_bytes, save_ckpt
+from fixtures.serve.builders import bomb_png, digit, png_bytes, save_ckpt
 from nin.errors import RequestError
 from nin.serve.app import create_app
 from nin.serve.batching import MicroBatcher

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from fixtures.serve.helpers import digit, png_bytes, save_ckpt
+from fixtures.serve.builders import digit, png_bytes, save_ckpt
 from nin.errors import RequestError
 from nin.serve.app import create_app
 from nin.serve.fetch import _check_address, resolve_public
