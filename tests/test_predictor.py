@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fixtures.serve.helpers import bomb_png, digit, make_ckpt, png_bytes, save_ckpt
+from fixtures.serve.builders import bomb_png, digit, make_ckpt, png_bytes, save_ckpt
 from nin.cli import main
 from nin.data.images import ImageDecodeError, ImageTooLarge, UnsupportedImageType, open_image, to_mode, to_pil
 from nin.data.preprocess import Preprocessor, _registry, preprocessor_from_state, register_preprocessor

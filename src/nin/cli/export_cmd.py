@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     p.add_argument("--calib-images", type=int, default=512, help="int8: training images to calibrate on")
     p.add_argument("--calib-dataset", default=None, help="int8: dataset to calibrate on (default: the model's)")
+    p.add_argument("--calib-dir", type=Path, default=None, help="int8: calibrate on the images of this folder")
     p.add_argument(
         "--full-range",
         action="store_true",
@@ -59,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(args.checkpoint, Path(tmp) / "fp32.onnx", opset=args.opset).path
             meta = read_metadata(fp32)
-            calib = calibration_images(meta, args.calib_images, args.calib_dataset)
+            calib = calibration_images(meta, args.calib_images, args.calib_dataset, image_dir=args.calib_dir)
             train = meta.get("train") or {}
             check = None
-            if train.get("dataset") and not args.calib_dataset:
+            if train.get("dataset") and not (args.calib_dataset or args.calib_dir):
                 test = load_dataset(train["dataset"], train.get("test_split", "test"), train.get("data_root"))
                 check = test.images[:2000]
             r = quantize_onnx(fp32, out, calib, check_images=check, reduce_range=not args.full_range)

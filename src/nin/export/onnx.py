@@ -175,7 +175,15 @@ def export_onnx(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     outputs = [ONNX_LOGITS, ONNX_MAPS] if maps else [ONNX_LOGITS]
-    _torch_export(graph, parity_pixels((c, h, w), n=2, seed=1), out, outputs, opset)
+    try:
+        _torch_export(graph, parity_pixels((c, h, w), n=2, seed=1), out, outputs, opset)
+    except Exception as exc:  # an op or a preprocessing step ONNX cannot express: say which, in one line
+        out.unlink(missing_ok=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{ckpt['model']['name']} with {ckpt['preprocess']['name']} preprocessing cannot be exported to "
+            f"ONNX opset {opset}: {first}"
+        ) from exc
     write_metadata(out, onnx_metadata(ckpt, maps))
     diff, n = float("nan"), 0
     if verify:

@@ -38,23 +38,49 @@ class QuantizeResult:
     n_checked: int
 
 
-def calibration_images(meta: dict, n: int, dataset: str | None = None, root: str | None = None) -> torch.Tensor:
-    """``n`` seeded random training images (uint8 (n, C, H, W)) of the model's dataset (or ``dataset``)."""
+def calibration_images(
+    meta: dict, n: int, dataset: str | None = None, root: str | None = None, image_dir: str | Path | None = None
+) -> torch.Tensor:
+    """``n`` calibration images, uint8 (n, C, H, W) at the model's input size.
+
+    From ``image_dir`` (any image files, prepared with the model's own ``prepare_image``) when given, else a
+    seeded random sample of the training split of ``dataset`` or of the dataset the model was trained on.
+    """
+    want = tuple(int(meta["input"][k]) for k in ("channels", "height", "width"))
+    if image_dir is not None:
+        return _folder_images(meta, Path(image_dir), n, want)
     from nin.data.registry import load_dataset
 
     train = meta.get("train") or {}
     name = dataset or train.get("dataset")
     if not name:
-        raise ConfigError("int8 calibration needs training images: the model records no dataset; pass --calib-dataset")
+        raise ConfigError(
+            "int8 calibration needs training images: the model records no dataset; "
+            "pass --calib-dataset NAME or --calib-dir FOLDER"
+        )
     ds = load_dataset(
         name, train.get("train_split", "train") if not dataset else "train", root or train.get("data_root")
     )
-    want = tuple(int(meta["input"][k]) for k in ("channels", "height", "width"))
     if ds.shape != want:
         raise ConfigError(f"calibration dataset {name} has images {ds.shape}, the model takes {want}")
     g = torch.Generator().manual_seed(CALIBRATION_SEED)
     idx = torch.randperm(len(ds), generator=g)[: min(n, len(ds))]
     return ds.images[idx]
+
+
+def _folder_images(meta: dict, folder: Path, n: int, shape: tuple[int, int, int]) -> torch.Tensor:
+    from nin.data.images import open_image
+    from nin.data.preprocess import preprocessor_from_state
+
+    pre = preprocessor_from_state({"name": meta["preprocess"]["name"], "options": meta["preprocess"]["options"]})
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)[:n]
+    if not files:
+        raise ConfigError(f"--calib-dir {folder} holds no images ({', '.join(_IMAGE_SUFFIXES)})")
+    c, h, w = shape
+    return torch.stack([pre.prepare_image(open_image(p), c, (h, w)) for p in files])
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class _Reader:

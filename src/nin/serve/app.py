@@ -117,4 +117,10 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """uvicorn's factory in each worker: settings come from ``NIN_SERVE_SETTINGS`` (set by ``nin serve``)."""
+    nin_log = logging.getLogger("nin")
+    if not nin_log.handlers:  # a worker process: show loading, ready and failures next to uvicorn's lines
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        nin_log.addHandler(handler)
+        nin_log.setLevel(logging.INFO)
     return create_app(ServeSettings.from_env())

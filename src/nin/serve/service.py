@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import tempfile
@@ -163,8 +164,6 @@ class ServiceState:
     # --- model files ----------------------------------------------------------------------------------
     def model_zip(self) -> Path:
         """ModelHub's model folder as a zip: the model file, config.json, labels.json and the licences."""
-        import json
-
         p = self.require_ready()
         with self._zip_lock:
             if self._zip_path is not None and self._zip_path.exists():
