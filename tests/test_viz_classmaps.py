@@ -136,7 +136,19 @@ def test_cli_classmaps_files_and_dataset_items(tmp_path, tmp_path_factory, capsy
     img = tmp_path / "digit.png"
     Image.fromarray(load_dataset("synthetic_mnist", "test").images[5, 0].numpy(), "L").save(img)
     out = tmp_path / "maps.png"
-    argv = ["classmaps", str(run / "best.pt"), str(img), "--index", "0", "1", "-o", str(out), "--classes", "top-4"]
+    argv = [
+        "classmaps",
+        str(run / "best.pt"),
+        str(img),
+        "--index",
+        "0",
+        "1",
+        "-o",
+        str(out),
+        "--classes",
+        "top-4",
+        "--box",
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "digit.png: predicted" in text and "test[1]" in text and "true class" in text

@@ -44,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --pick random")
     p.add_argument("--alpha", type=float, default=0.5, help="heat-map weight of the CAM overlay (0-1)")
     p.add_argument("--cmap", default="jet", help="matplotlib colormap of the CAM overlay")
-    p.add_argument("--no-box", action="store_true", help="do not draw the CAM box (20%% of the map's maximum)")
+    p.add_argument(
+        "--box", action="store_true", help="draw the CAM box (largest region above 20%% of the map's maximum)"
+    )
     p.add_argument("--per-page", type=int, default=12, help="rows per figure; more inputs go to FILE-2.png, ...")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
 
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     mapper = ClassMapper.from_checkpoint(ckpt, args.device)
     parse_classes(args.classes, len(mapper.classes))  # fail on a bad --classes before any work
-    box = not args.no_box
+    box = args.box
 
     if args.grid:
         ds = _dataset(args, ckpt)
