@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -134,7 +136,19 @@ def test_cli_classmaps_files_and_dataset_items(tmp_path, tmp_path_factory, capsy
     img = tmp_path / "digit.png"
     Image.fromarray(load_dataset("synthetic_mnist", "test").images[5, 0].numpy(), "L").save(img)
     out = tmp_path / "maps.png"
-    argv = ["classmaps", str(run / "best.pt"), str(img), "--index", "0", "1", "-o", str(out), "--classes", "top-4"]
+    argv = [
+        "classmaps",
+        str(run / "best.pt"),
+        str(img),
+        "--index",
+        "0",
+        "1",
+        "-o",
+        str(out),
+        "--classes",
+        "top-4",
+        "--box",
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "digit.png: predicted" in text and "test[1]" in text and "true class" in text
@@ -142,6 +156,14 @@ def test_cli_classmaps_files_and_dataset_items(tmp_path, tmp_path_factory, capsy
     assert main(["classmaps", str(run / "best.pt"), "--grid", "6", "-o", str(tmp_path / "g.png")]) == 0
     assert "CAM grid of 6 items" in capsys.readouterr().out
     assert (tmp_path / "g.png").stat().st_size > 1000
+
+
+def test_cli_classmaps_per_class(tmp_path, tmp_path_factory, capsys):
+    run = trained_run(tmp_path_factory)
+    assert main(["classmaps", str(run / "best.pt"), "--per-class", "-o", str(tmp_path / "pc.png")]) == 0
+    truths = re.findall(r"true (class\d+)", capsys.readouterr().out)
+    assert truths == [f"class{i}" for i in range(10)]  # one row per class, in class order
+    assert (tmp_path / "pc.png").stat().st_size > 1000
 
 
 def test_cli_classmaps_pages(tmp_path, tmp_path_factory, capsys):

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split of --index/--grid (default: the checkpoint's test split)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files")
     p.add_argument("--index", type=int, nargs="+", default=[], metavar="I", help="dataset items to explain")
+    p.add_argument(
+        "--per-class", action="store_true", help="explain the first item of each class of the split (one row each)"
+    )
     p.add_argument("--grid", type=int, default=0, metavar="N", help="batch mode: a grid of N CAM overlays of the split")
     p.add_argument(
         "--pick",
@@ -41,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --pick random")
     p.add_argument("--alpha", type=float, default=0.5, help="heat-map weight of the CAM overlay (0-1)")
     p.add_argument("--cmap", default="jet", help="matplotlib colormap of the CAM overlay")
-    p.add_argument("--no-box", action="store_true", help="do not draw the CAM box (20%% of the map's maximum)")
+    p.add_argument(
+        "--box", action="store_true", help="draw the CAM box (largest region above 20%% of the map's maximum)"
+    )
     p.add_argument("--per-page", type=int, default=12, help="rows per figure; more inputs go to FILE-2.png, ...")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
 
@@ -78,6 +83,11 @@ def _grid_indices(args: argparse.Namespace, mapper, ds) -> list[int]:
     return wrong[:n].tolist()
 
 
+def _first_of_each_class(ds) -> list[int]:
+    labels = ds.labels
+    return [int((labels == c).nonzero()[0, 0]) for c in range(len(ds.classes)) if bool((labels == c).any())]
+
+
 def _pages(path: Path, n_pages: int) -> list[Path]:
     if n_pages == 1:
         return [path]
@@ -92,16 +102,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.grid < 0 or args.per_page < 1:
         raise ConfigError("--grid and --per-page must be positive")
-    if not (args.images or args.index or args.grid):
-        raise ConfigError("nothing to explain: give IMAGE files, --index I [I ...] or --grid N")
-    if args.grid and (args.images or args.index):
-        raise ConfigError("--grid explains a dataset split on its own; drop the IMAGE files and --index")
+    if not (args.images or args.index or args.per_class or args.grid):
+        raise ConfigError("nothing to explain: give IMAGE files, --index I [I ...], --per-class or --grid N")
+    if args.grid and (args.images or args.index or args.per_class):
+        raise ConfigError("--grid explains a dataset split on its own; drop the IMAGE files, --index and --per-class")
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha must be in [0, 1], got {args.alpha}")
     ckpt = load_checkpoint(args.checkpoint)
     mapper = ClassMapper.from_checkpoint(ckpt, args.device)
     parse_classes(args.classes, len(mapper.classes))  # fail on a bad --classes before any work
-    box = not args.no_box
+    box = args.box
 
     if args.grid:
         ds = _dataset(args, ckpt)
@@ -113,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     results = mapper.explain_files(args.images) if args.images else []
-    if args.index:
-        results += mapper.explain_dataset(_dataset(args, ckpt), args.index)
+    if args.index or args.per_class:
+        ds = _dataset(args, ckpt)
+        results += mapper.explain_dataset(ds, list(args.index) + (_first_of_each_class(ds) if args.per_class else []))
     out = args.output or Path("classmaps.png")
     chunks = [results[i : i + args.per_page] for i in range(0, len(results), args.per_page)]
     paths = _pages(out, len(chunks))

@@ -83,7 +83,7 @@ def cam_overlay(
     cmap: str = "jet",
     box: bool = False,
     threshold: float = BOX_THRESHOLD,
-    box_color: tuple[int, int, int] = (255, 255, 255),
+    box_color: tuple[int, int, int] = (0, 255, 0),
 ) -> np.ndarray:
     """Blend one class map over an image: the CAM picture of Zhou et al. 2016.
 
@@ -94,7 +94,7 @@ def cam_overlay(
         cmap: a matplotlib colormap name.
         box: also draw the box of :func:`cam_box` (largest region above ``threshold`` of the maximum).
         threshold: the box threshold as a fraction of the map's range (CAM paper: 0.2).
-        box_color: RGB of the box outline.
+        box_color: RGB of the box outline (green, as in the CAM paper; visible on the jet colours and on white).
 
     Returns:
         RGB uint8 array (H, W, 3) of the image's size.
@@ -171,7 +171,7 @@ def _flood_fill_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def draw_box(
-    rgb: np.ndarray, box: tuple[int, int, int, int], color: tuple[int, int, int] = (255, 255, 255), width: int = 0
+    rgb: np.ndarray, box: tuple[int, int, int, int], color: tuple[int, int, int] = (0, 255, 0), width: int = 0
 ) -> np.ndarray:
     """A copy of ``rgb`` (H, W, 3) with the outline of ``box`` (inclusive pixels) drawn on it.
 

@@ -215,9 +215,14 @@ class ClassMapper:
             images = images[None]
         if tuple(images.shape[1:]) != self.input_shape:
             raise DataError(f"images are {tuple(images.shape[1:])} but the model takes {self.input_shape}")
-        x = self.pre.apply(images.to(self.device))
-        maps, logits = compute_class_maps(self.model, x)
         n = images.shape[0]
+        if n == 0:
+            raise DataError("no images to explain")
+        parts = [  # preprocess chunk by chunk: a whole split in float32 may not fit where uint8 does
+            compute_class_maps(self.model, self.pre.apply(images[i : i + 256].to(self.device)))
+            for i in range(0, n, 256)
+        ]
+        maps, logits = torch.cat([m for m, _ in parts]), torch.cat([z for _, z in parts])
         labels_list = [None] * n if labels is None else [int(v) for v in torch.as_tensor(labels).reshape(-1)]
         names_list = list(names) if names is not None else [f"#{i}" for i in range(n)]
         if len(labels_list) != n or len(names_list) != n:

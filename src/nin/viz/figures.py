@@ -80,7 +80,7 @@ def classmaps_figure(
     alpha: float = 0.5,
     cmap: str = "jet",
     map_cmap: str = "viridis",
-    box: bool = True,
+    box: bool = False,
     title: str | None = None,
 ) -> Figure:
     """One row per input: input, CAM overlay of the top class, then its class maps (paper Fig. 4).
@@ -93,7 +93,8 @@ def classmaps_figure(
         cmap: colormap of the CAM overlay.
         map_cmap: colormap of the raw maps; all maps of a row share one scale, so brightness compares
             across classes as the pooled scores do.
-        box: draw the CAM box (largest region above 20% of the map's maximum).
+        box: draw the CAM box (largest region above 20% of the map's maximum); off by default because
+            on small inputs whose maps cover most of the image (digits) it is nearly the whole frame.
         title: figure title (default: explains what the panels are).
 
     Returns:
@@ -106,9 +107,13 @@ def classmaps_figure(
     n_maps = k_all if k is None else k
     cols = 2 + n_maps
     panel = 1.25 if n_maps <= 12 else 1.0
-    fig = new_figure(panel * cols, 1.4 * panel * len(results) + 0.35)
+    height = 1.3 * panel * len(results) + 0.5
+    fig = new_figure(panel * cols, height)
     with styled():
-        grid = fig.add_gridspec(len(results), cols, wspace=0.08, hspace=0.42)
+        # Fixed inches for the title band, whatever the number of rows (fractions would grow with the figure).
+        grid = fig.add_gridspec(
+            len(results), cols, wspace=0.08, hspace=0.4, top=1 - 0.8 / height, bottom=0.02, left=0.01, right=0.99
+        )
         for row, r in enumerate(results):
             shown = list(range(k_all)) if k is None else r.top(k)
             probs = r.probs
@@ -141,7 +146,8 @@ def classmaps_figure(
             or "Class maps of the last mlpconv (NIN §3.2, Fig. 4): title = class and pooled score (the logit); "
             "green frame = true class",
             fontsize=9,
-            y=1.0,
+            y=1 - 0.08 / height,
+            va="top",
         )
     return fig
 
@@ -151,7 +157,7 @@ def classmaps_grid(
     columns: int | None = None,
     alpha: float = 0.5,
     cmap: str = "jet",
-    box: bool = True,
+    box: bool = False,
     title: str | None = None,
 ) -> Figure:
     """A grid of CAM overlays of the predicted class, one tile per input (batch mode over a split).
@@ -164,9 +170,10 @@ def classmaps_grid(
     n = len(results)
     cols = columns or min(8, max(1, math.ceil(math.sqrt(n * 1.5))))
     rows = math.ceil(n / cols)
-    fig = new_figure(1.55 * cols, 1.8 * rows + 0.4)
+    height = 1.8 * rows + 0.45
+    fig = new_figure(1.55 * cols, height)
     with styled():
-        grid = fig.add_gridspec(rows, cols, wspace=0.06, hspace=0.45)
+        grid = fig.add_gridspec(rows, cols, wspace=0.06, hspace=0.45, top=1 - 0.8 / height, bottom=0.02)
         for i, r in enumerate(results):
             ax = fig.add_subplot(grid[i // cols, i % cols])
             _show_rgb(ax, r.overlay(alpha=alpha, cmap=cmap, box=box, min_side=DISPLAY_SIDE))
@@ -178,5 +185,10 @@ def classmaps_grid(
         right = sum(1 for r in results if r.correct)
         known = sum(1 for r in results if r.correct is not None)
         score = f" — {right}/{known} correct" if known else ""
-        fig.suptitle(title or f"CAM of the predicted class, box at 20% of the map's maximum{score}", fontsize=9, y=1.0)
+        fig.suptitle(
+            title or f"CAM of the predicted class{', box at 20% of the map maximum' if box else ''}{score}",
+            fontsize=9,
+            y=1 - 0.08 / height,
+            va="top",
+        )
     return fig
