@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fixtures.serve.helpers import bomb_png, digit, png_bytes, save_ckpt
+from fixtures.serve.builders import bomb_png, digit, png_bytes, save_ckpt
 from nin.serve.app import create_app
 from nin.serve.predictor import Predictor
 from nin.serve.settings import ServeSettings
