@@ -165,7 +165,13 @@ def error_figure(run: Run, paper_error: float | None = None) -> Figure:
 def _log_if_wide(ax: Axes, values: np.ndarray) -> None:
     v = values[np.isfinite(values) & (values > 0)]
     if v.size and v.max() / v.min() > 20:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax.set_yscale("log")
+        # Ticks at 1-2-5 steps written plainly (0.5, 2, 50) rather than 5x10^-1, 2x10^0, 5x10^1.
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def lr_figure(run: Run) -> Figure:
