@@ -8,7 +8,11 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", type=Path, help="a .pt file written by `nin train` or `nin import`")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="a .pt file written by `nin train` / `nin import`, or an .onnx file from `nin export`",
+    )
     p.add_argument("--dataset", default=None, help="dataset name (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's test split)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files")
@@ -19,14 +23,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nin.data.preprocess import preprocessor_from_state
     from nin.data.registry import load_dataset
     from nin.errors import ConfigError
-    from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
+    from nin.export import load_for_eval
     from nin.train.evaluate import evaluate
     from nin.train.runtime import select_runtime
 
-    ckpt = load_checkpoint(args.checkpoint)
+    # A .pt checkpoint or an .onnx export (fp32 or int8: the export carries its preprocessing and metadata).
+    rt = select_runtime(args.device, args.precision)
+    ckpt, model, pre = load_for_eval(args.checkpoint, rt)
     train_cfg = ckpt.get("train") or {}
     dataset = args.dataset or train_cfg.get("dataset")
     if not dataset:
@@ -37,9 +42,6 @@ def run(args: argparse.Namespace) -> int:
     want = (ckpt["input"]["channels"], ckpt["input"]["height"], ckpt["input"]["width"])
     if ds.shape != want:
         raise ConfigError(f"{dataset}:{split} images are {ds.shape} but the checkpoint expects {want}")
-    rt = select_runtime(args.device, args.precision)
-    model = build_from_checkpoint(ckpt).to(rt.device, memory_format=rt.memory_format)
-    pre = preprocessor_from_state(ckpt["preprocess"])
     m = evaluate(model, ds.images, ds.labels, pre, rt, args.batch_size)
     m.update({"dataset": dataset, "split": split, "model": ckpt["model"]["name"], "checkpoint": str(args.checkpoint)})
     if args.json:
