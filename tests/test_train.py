@@ -62,7 +62,7 @@ class Crash(Exception):
     pass
 
 
-@pytest.mark.parametrize("crash_at,every", [(7, 0), (4, 1), (9, 3)])
+@pytest.mark.parametrize("crash_at,every", [(7, 0), (4, 1), pytest.param(9, 3, marks=pytest.mark.slow)])
 def test_resume_equals_uninterrupted_bitwise(tmp_path, tiny_data, crash_at, every):
     """Interrupted at an epoch boundary or mid-epoch, then resumed: the same final weights, bit for bit."""
     cfg = tiny_cfg(checkpoint_every=every, dropout=0.5)
@@ -102,6 +102,7 @@ def test_resume_can_extend_epochs(tmp_path, tiny_data):
     assert r.epochs == 2 and r.steps == 12
 
 
+@pytest.mark.slow
 def test_learns_the_synthetic_task(tmp_path, tiny_data):
     r = train(
         tiny_cfg(epochs=6, translate=0, dropout=0.0), out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32
