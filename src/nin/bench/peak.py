@@ -13,31 +13,43 @@ import time
 import torch
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Gemm:
+    """Square ``size``-cubed products ``a @ b`` (2 n^3 FLOP each) of one dtype on one device."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, size: int, min_time_s: float = 0.2) -> None:
+        g = torch.Generator(device="cpu").manual_seed(0)
+        self.a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+        self.b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
+        self.device, self.size, self.min_time_s = device, size, min_time_s
+        self.reps = 0  # products per timed sample, sized on first use
+
+    def _time(self, reps: int) -> float:
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(self.a, self.b)
+        _sync(self.device)
+        return time.perf_counter() - t0
+
+    def sample(self) -> float:
+        """GFLOP/s of one timed sample (the first call also warms up and sizes the sample)."""
+        if not self.reps:
+            self._time(1)  # library initialisation, kernel choice
+            self.reps = max(1, int(self.min_time_s / max(self._time(1), 1e-6)))
+        return 2.0 * self.size**3 * self.reps / self._time(self.reps) / 1e9
+
+
 def gemm_gflops(
     device: torch.device, dtype: torch.dtype, size: int, repeats: int = 3, min_time_s: float = 0.2
 ) -> float:
-    """Median GFLOP/s of ``repeats`` timed ``size``-cubed products ``a @ b`` (2 n^3 FLOP each).
-
-    Each timed sample runs as many products as fill ``min_time_s`` (at least one), after one warm-up.
-    """
-    g = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
-    b = torch.randn(size, size, generator=g).to(device=device, dtype=dtype)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    t0 = time.perf_counter()
-    torch.mm(a, b)  # warm-up: library initialisation, kernel choice
-    sync()
-    one = max(time.perf_counter() - t0, 1e-6)
-    reps = max(1, int(min_time_s / one))
-    samples = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            torch.mm(a, b)
-        sync()
-        samples.append(2.0 * size**3 * reps / (time.perf_counter() - t0) / 1e9)
-    return statistics.median(samples)
+    """Median GFLOP/s of ``repeats`` timed samples of ``size``-cubed products (after a warm-up)."""
+    gemm = Gemm(device, dtype, size, min_time_s)
+    return statistics.median(gemm.sample() for _ in range(repeats))
 
 
 def default_gemm_size(device: torch.device, dtype: torch.dtype, quick: bool = False) -> int:

@@ -21,7 +21,7 @@ import torch
 from nin import __version__
 from nin.bench.flops import count_macs, eval_gflop_per_image, train_gflop_per_image
 from nin.bench.inference import measure_inference, median, percentile
-from nin.bench.peak import default_gemm_size, gemm_gflops
+from nin.bench.peak import Gemm, default_gemm_size
 from nin.bench.training import measure_training
 from nin.data.preprocess import build_preprocessor
 from nin.data.synthetic import synthetic_dataset
@@ -43,8 +43,8 @@ class BenchOptions:
     compile: str = "auto"
     model: str = "nin_cifar10"
     batch_size: int = 128
-    rounds: int = 6  # timed blocks per training variant (1 step each on the CPU, 50 on a GPU)
-    eval_images: int = 1024
+    rounds: int = 5  # timed blocks per training variant (1 step each on the CPU, 50 on a GPU)
+    eval_images: int = 512
     eval_rounds: int = 3
     latency_samples: int = 60
     onnx: bool = True
@@ -107,28 +107,27 @@ def _load() -> float | None:
         return None
 
 
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
 class GemmSampler:
     """Takes one fp32 and one bf16 GEMM sample per call; medians are the peaks."""
 
     def __init__(self, device: torch.device, quick: bool) -> None:
-        self.device = device
-        self.sizes = {dt: default_gemm_size(device, dt, quick) for dt in (torch.float32, torch.bfloat16)}
-        self.min_time_s = 0.02 if quick else 0.2
-        self.samples: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        min_time = 0.02 if quick else 0.2
+        self.sizes = {name: default_gemm_size(device, dt, quick) for name, dt in _DTYPES.items()}
+        self.gemms = {name: Gemm(device, dt, self.sizes[name], min_time) for name, dt in _DTYPES.items()}
+        self.samples: dict[str, list[float]] = {name: [] for name in _DTYPES}
 
     def __call__(self) -> None:
         # Plain fp32 means no TF32 shortcut on GPUs: it is the fp32 ceiling.
         tf32 = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = False
         try:
-            self.samples["fp32"].append(
-                gemm_gflops(self.device, torch.float32, self.sizes[torch.float32], 1, self.min_time_s)
-            )
+            self.samples["fp32"].append(self.gemms["fp32"].sample())
         finally:
             torch.backends.cuda.matmul.allow_tf32 = tf32
-        self.samples["bf16"].append(
-            gemm_gflops(self.device, torch.bfloat16, self.sizes[torch.bfloat16], 1, self.min_time_s)
-        )
+        self.samples["bf16"].append(self.gemms["bf16"].sample())
 
     def peak(self, name: str) -> float:
         return statistics.median(self.samples[name])
@@ -208,7 +207,7 @@ def run_bench(opts: BenchOptions) -> dict:
             "bf16_gemm_gflops": [round(v, 2) for v in gemm.samples["bf16"]],
             "eval_img_s": [round(v, 2) for v in inf.eval_img_s],
         },
-        "settings": {**asdict(opts), "block_steps": block, "gemm_sizes": {str(k): v for k, v in gemm.sizes.items()}},
+        "settings": {**asdict(opts), "block_steps": block, "gemm_sizes": gemm.sizes},
         "machine": machine_info(rt),
         "load_avg_start": load_start,
     }

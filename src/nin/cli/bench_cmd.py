@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: CUDA)")
     p.add_argument("--model", default="nin_cifar10", help="model to time (default: nin_cifar10, 32x32 input)")
     p.add_argument("--batch-size", type=int, default=128, help="training batch (default: 128)")
-    p.add_argument("--rounds", type=int, default=6, help="timed blocks per variant (default: 6)")
+    p.add_argument("--rounds", type=int, default=5, help="timed blocks per variant (default: 5)")
     p.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
     p.add_argument(
         "--train-run",
@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="EPOCHS",
         help="also a short real training run on CIFAR-sized synthetic data (default: 3 epochs on CUDA, none on CPU)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice, one per core)"
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs, in seconds")
     p.add_argument(
@@ -41,8 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nin.errors import ConfigError
 
-    if args.batch_size <= 0 or args.rounds <= 0:
-        raise ConfigError("--batch-size and --rounds must be > 0")
+    if args.batch_size <= 0 or args.rounds <= 0 or args.threads < 0:
+        raise ConfigError("--batch-size and --rounds must be > 0, --threads >= 0")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.tta is not None:
         from nin.bench.tta import TTAOptions, format_tta, run_tta
 
