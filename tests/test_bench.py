@@ -64,24 +64,6 @@ def test_tta_quick_runs(tmp_path):
     assert "target not reached" in format_tta(r)
 
 
-def test_idx_reader(tmp_path):
-    import gzip
-    import struct
-
-    from nin.bench.tta import load_fashion_mnist
-
-    rng = torch.Generator().manual_seed(0)
-    for split, n in (("train", 6), ("t10k", 4)):
-        pixels = torch.randint(0, 256, (n, 28, 28), generator=rng, dtype=torch.uint8)
-        with gzip.open(tmp_path / f"{split}-images-idx3-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">IIII", 0x803, n, 28, 28) + pixels.numpy().tobytes())
-        with gzip.open(tmp_path / f"{split}-labels-idx1-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">II", 0x801, n) + bytes(range(n)))
-    train, test = load_fashion_mnist(str(tmp_path))
-    assert train.images.shape == (6, 1, 28, 28) and test.labels.tolist() == [0, 1, 2, 3]
-    assert train.classes[9] == "Ankle boot"
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_steps_do_not_wait_for_the_gpu(tmp_path):
     """Between read-backs the CUDA training step never synchronises with the host."""
