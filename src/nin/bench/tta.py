@@ -21,21 +21,6 @@ from nin.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-FASHION_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
-# Where the files usually are: the user's cache, then the Debian/Ubuntu package dataset-fashion-mnist.
-_ROOTS = ("~/.cache/nin/fashion_mnist", "/usr/share/datasets/fashion-mnist")
-
 
 @dataclass(frozen=True)
 class TTAOptions:
