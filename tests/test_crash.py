@@ -13,8 +13,16 @@ import torch
 
 from nin.train.checkpoint import load_checkpoint, save_checkpoint
 
-ARGS = ["--config", "smoke", "--no-progress", "--set", "max_steps=16", "checkpoint_every=1", "batch_size=16",
-        "dropout=0.5"]
+ARGS = [
+    "--config",
+    "smoke",
+    "--no-progress",
+    "--set",
+    "max_steps=16",
+    "checkpoint_every=1",
+    "batch_size=16",
+    "dropout=0.5",
+]
 
 
 def _train(out: Path, resume: bool) -> subprocess.Popen:

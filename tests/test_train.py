@@ -83,6 +83,38 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path, tiny_data, crash_at, ever
     assert rows == [1, 2]
 
 
+def test_resume_after_the_last_step_but_before_its_evaluation(tmp_path, tiny_data):
+    """Killed between the last step's checkpoint and the epoch's evaluation: the resume evaluates and reports."""
+    cfg = tiny_cfg(max_steps=4, checkpoint_every=1, dropout=0.5)
+    ref = train(cfg, out_dir=tmp_path / "a", progress=False, data=tiny_data, runtime=CPU32)
+
+    def crash(step):
+        if step == 4:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(cfg, out_dir=tmp_path / "b", progress=False, data=tiny_data, runtime=CPU32, on_step=crash)
+    r = train(cfg, out_dir=tmp_path / "b", resume=True, progress=False, data=tiny_data, runtime=CPU32)
+    assert r.steps == 4 and r.final["accuracy"] == ref.final["accuracy"]
+    a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1]
+    assert rows[0]["test_accuracy"] == ref.final["accuracy"]
+
+
+@pytest.mark.parametrize("max_steps", [0, 4])
+def test_resume_of_a_finished_run_reports_its_result(tmp_path, tiny_data, max_steps):
+    cfg = tiny_cfg(max_steps=max_steps)
+    ref = train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    r = train(cfg, out_dir=tmp_path, resume=True, progress=False, data=tiny_data, runtime=CPU32)
+    assert r.steps == ref.steps and r.epochs == ref.epochs
+    assert r.final["accuracy"] == ref.final["accuracy"]
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == before.count("\n")
+
+
 def test_resume_refuses_a_different_config(tmp_path, tiny_data):
     train(tiny_cfg(epochs=1), out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
     with pytest.raises(ConfigError, match="different config"):

@@ -258,7 +258,10 @@ def _train(
         bar = tqdm(total=total_steps, initial=global_step, unit="step", dynamic_ncols=True, leave=False)
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            if global_step >= total_steps:
+            first_step = start_step if epoch == start_epoch else 0
+            # A run killed after its last step but before that epoch's evaluation resumes mid-epoch with no
+            # steps left: it still evaluates, logs and checkpoints that epoch below.
+            if global_step >= total_steps and first_step == 0:
                 break
             batches = EpochBatches(
                 images,
@@ -274,7 +277,6 @@ def _train(
             meter = StepMeter(acc, ctx, rt.sync_every, bs)
             model.train()
             t_epoch = time.perf_counter()
-            first_step = start_step if epoch == start_epoch else 0
             next_step = spe  # where this epoch's loop stopped; < spe when max_steps cut it short
             for s in range(first_step, spe):
                 if global_step >= total_steps:
@@ -360,6 +362,11 @@ def _train(
     finally:
         if bar is not None:
             bar.close()
+    if not final and state is not None:  # resumed a finished run: nothing to train, report what it reached
+        final = {k: v for k, v in state.get("metrics", {}).items() if k != "best_error_pct"}
+        if "accuracy" not in final:
+            test = distributed.combine_eval(evaluate(model, test_images, test_labels, pre, rt), ctx, rt.device)
+            final = {**test, "epoch": start_epoch}
     wall = time.perf_counter() - t_start
     return Result(
         run_dir,
