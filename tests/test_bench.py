@@ -19,6 +19,8 @@ KEYS = {
     "eval_img_s",
     "eval_peak_frac",
     "latency_ms_p50",
+    "train_frac_of_bf16_peak",
+    "eval_frac_of_bf16_peak",
 }
 
 

@@ -19,7 +19,13 @@ def format_table(r: dict) -> str:
         f"{'-' * 44} {'-' * 12}  {'-' * 30}",
         f"{'fp32 GEMM peak (GFLOP/s)':<44} {_f(r['fp32_gemm_gflops']):>12}  median, interleaved",
         f"{'bf16 GEMM peak (GFLOP/s)':<44} {_f(r['bf16_gemm_gflops']):>12}"
-        + ("  emulated: no native bf16" if m["device"] == "cpu" and not m["cpu_native_bf16"] else ""),
+        + (
+            ("  emulated (no native bf16);" if m["device"] == "cpu" and not m["cpu_native_bf16"] else "  unused;")
+            + f" ours trains at {100 * r['train_frac_of_bf16_peak']:.0f}%, evaluates at "
+            f"{100 * r['eval_frac_of_bf16_peak']:.0f}% of it"
+            if prec != "bf16"
+            else ""
+        ),
         f"{'train, ours (img/s)':<44} {_f(r['train_img_s']):>12}  {_f(r['train_gflops'])} GFLOP/s",
         f"{'train, textbook baseline (img/s)':<44} {_f(r['textbook_img_s']):>12}  {_f(r['textbook_gflops'])} GFLOP/s",
         f"{'train speed-up, ours / textbook':<44} {_f(r['speedup_vs_textbook'], '.2f') + 'x':>12}",

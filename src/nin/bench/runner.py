@@ -200,6 +200,9 @@ def run_bench(opts: BenchOptions) -> dict:
         "eval_img_s": round(eval_img_s, 2),
         "eval_gflops": round(eval_gflops, 2),
         "eval_peak_frac": round(statistics.median(eval_fracs), 4),
+        # The same against the bf16 GEMM peak, whatever precision ran (> 1 where bf16 is emulated and slow).
+        "train_frac_of_bf16_peak": round(train_gflops / gemm.peak("bf16"), 4),
+        "eval_frac_of_bf16_peak": round(eval_gflops / gemm.peak("bf16"), 4),
         "latency_ms_p50": round(percentile(inf.latency_ms, 50), 3),
         "latency_ms_p99": round(percentile(inf.latency_ms, 99), 3),
         "onnx_eval_img_s": round(median(inf.onnx_img_s), 2) if inf.onnx_img_s else None,
