@@ -63,7 +63,10 @@ def test_tta_quick_runs(tmp_path):
 
     r = run_tta(TTAOptions(quick=True, target=0.99, budget_s=600, device="cpu"))
     assert r["epochs_run"] == 1 and 0 <= r["best_test_accuracy"] <= 1 and not r["reached"]
-    assert "target not reached" in format_tta(r)
+    assert r["schedule"]["sized_to_budget"] and r["schedule"]["steps"] == 64 // 16  # the whole quick epoch fits
+    assert "target not reached" in format_tta(r) and "sized to the budget" in format_tta(r)
+    fixed = run_tta(TTAOptions(quick=True, target=0.99, budget_s=600, device="cpu", epochs=2))
+    assert fixed["epochs_run"] == 2 and fixed["schedule"] == {"sized_to_budget": False}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -36,7 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", type=float, default=0.94, help="--tta target test accuracy (default: 0.94)")
     p.add_argument("--budget-min", type=float, default=15.0, help="--tta time budget in minutes (default: 15)")
     p.add_argument("--data-root", default=None, help="--tta: folder of the dataset files")
-    p.add_argument("--epochs", type=int, default=None, help="--tta: epochs of the one-cycle schedule (default: 4)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="--tta: a fixed one-cycle schedule of this many epochs (default: sized to the budget)",
+    )
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 

@@ -1,0 +1,37 @@
+"""Sizing a one-cycle schedule to a time budget (nin bench --tta)."""
+
+import pytest
+
+from nin.bench.budget import Plan, StepCost, plan_schedule, time_steps
+from nin.bench.tta import tta_config
+from nin.errors import ConfigError
+
+
+def test_plan_fills_the_budget_with_steps_and_evaluations():
+    cost = StepCost(step_s=1.0, eval_s=10.0)
+    # 100 steps per epoch; 3 epochs = 300 s of steps + 3 evaluations = 330 s.
+    assert plan_schedule(cost, 100, 330.0, max_epochs=20) == Plan(3, 300)
+    # 10 s short of that: the third epoch is cut to 90 steps (the schedule ends there, lr at 0).
+    assert plan_schedule(cost, 100, 320.0, max_epochs=20) == Plan(3, 290)
+    # The two extra evaluations of test-time flips come out of the steps.
+    assert plan_schedule(cost, 100, 330.0, max_epochs=20, extra_evals=2) == Plan(3, 280)
+
+
+def test_plan_never_counts_an_epoch_it_cannot_reach():
+    cost = StepCost(step_s=1.0, eval_s=10.0)
+    # 215 s: 2 epochs need 220 s; with 3 started epochs only 185 steps fit, i.e. 2 epochs' worth minus 15.
+    plan = plan_schedule(cost, 100, 215.0, max_epochs=20)
+    assert plan == Plan(2, 195)
+    assert (plan.epochs - 1) * 100 < plan.steps <= plan.epochs * 100
+
+
+def test_plan_is_capped_and_fails_clearly_when_nothing_fits():
+    assert plan_schedule(StepCost(0.001, 0.01), 100, 3600.0, max_epochs=5) == Plan(5, 500)
+    with pytest.raises(ConfigError, match="does not fit one training step"):
+        plan_schedule(StepCost(step_s=2.0, eval_s=10.0), 100, 11.0, max_epochs=20)
+
+
+def test_time_steps_measures_this_machine():
+    cfg = tta_config(1, "cpu").replace(batch_size=8)
+    cost = time_steps(cfg, (1, 28, 28), 10, n_test=100, reps=2)
+    assert 0 < cost.step_s < 30 and 0 < cost.eval_s < 30
