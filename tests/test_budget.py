@@ -4,6 +4,7 @@ import pytest
 
 from nin.bench.budget import Plan, StepCost, plan_schedule, time_steps
 from nin.bench.tta import tta_config
+from nin.data.synthetic import synthetic_dataset
 from nin.errors import ConfigError
 
 
@@ -31,7 +32,9 @@ def test_plan_is_capped_and_fails_clearly_when_nothing_fits():
         plan_schedule(StepCost(step_s=2.0, eval_s=10.0), 100, 11.0, max_epochs=20)
 
 
-def test_time_steps_measures_this_machine():
-    cfg = tta_config(1, "cpu").replace(batch_size=8)
-    cost = time_steps(cfg, (1, 28, 28), 10, n_test=100, reps=2)
+def test_time_steps_measures_the_real_loop():
+    data = (synthetic_dataset((1, 28, 28), 10, 96, seed=1), synthetic_dataset((1, 28, 28), 10, 32, seed=2))
+    cost = time_steps(tta_config(1, "cpu").replace(batch_size=8), data, steps=6, warmup=2)
     assert 0 < cost.step_s < 30 and 0 < cost.eval_s < 30
+    with pytest.raises(ConfigError, match="at least 2 batches"):
+        time_steps(tta_config(1, "cpu").replace(batch_size=64), data)

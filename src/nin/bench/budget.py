@@ -3,19 +3,18 @@
 A one-cycle schedule only pays off when it runs to its end (the lr anneals to zero in the last steps), so a
 time-to-accuracy run cut off by its budget wastes the budget. :func:`plan_schedule` picks the longest
 schedule whose steps *and* per-epoch evaluations fit the seconds left; :func:`time_steps` measures what a
-training step and an evaluation cost on this machine today.
+training step and an evaluation cost on this machine today, in the real training loop.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-
+from nin.data.dataset import Dataset
 from nin.errors import ConfigError
 from nin.train.config import TrainConfig
 
@@ -50,51 +49,29 @@ def plan_schedule(cost: StepCost, steps_per_epoch: int, seconds: float, max_epoc
     return best
 
 
-def time_steps(cfg: TrainConfig, shape: tuple[int, int, int], num_classes: int, n_test: int, reps: int = 6) -> StepCost:
-    """Median time of a training step (forward, loss, backward, SGD) and of a test-set evaluation."""
-    from nin.models import build_model
-    from nin.train.engine import model_options
-    from nin.train.optim import build_optimizer
-    from nin.train.runtime import select_runtime
+def time_steps(cfg: TrainConfig, data: tuple[Dataset, Dataset], steps: int = 30, warmup: int = 8) -> StepCost:
+    """Step and evaluation time of ``cfg`` on ``data``, measured in the real training loop.
 
-    rt = select_runtime(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
-    rt.setup()
-    model = build_model(cfg.model, **model_options(cfg, num_classes, shape[0]))
-    model = model.to(rt.device, memory_format=rt.memory_format)
-    optimizer = build_optimizer(model, cfg, rt)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(cfg.batch_size, *shape, generator=gen).to(rt.device, memory_format=rt.memory_format)
-    y = torch.randint(0, num_classes, (cfg.batch_size,), generator=gen).to(rt.device)
+    Runs ``steps`` optimiser steps (the first ``warmup`` not timed: allocator, kernel choice and caches settle
+    over several steps on a CPU) and one evaluation of the test set, with every cost of a real step included
+    (batch gathering, augmentation, preprocessing, metric read-backs).
+    """
+    from nin.train.engine import train
 
-    def sync() -> None:
-        if rt.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def step() -> None:
-        with rt.autocast():
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss.item()  # the training loop reads the loss back as well
-
-    model.train()
-    times = []
-    for i in range(reps + 2):  # two warm-up steps (allocator, kernel choice)
-        t = time.perf_counter()
-        step()
-        sync()
-        if i >= 2:
-            times.append(time.perf_counter() - t)
-    model.eval()
-    xe = x[: min(256, cfg.batch_size)]
-    with torch.no_grad(), rt.autocast():
-        model(xe)
-        sync()
-        t = time.perf_counter()
-        for _ in range(2):
-            model(xe)
-        sync()
-    per_image = (time.perf_counter() - t) / (2 * xe.shape[0])
-    return StepCost(step_s=statistics.median(times), eval_s=per_image * n_test)
+    steps = min(steps, max(1, len(data[0]) // cfg.batch_size))  # within one epoch
+    warmup = min(warmup, steps - 2)
+    if warmup < 0:
+        raise ConfigError("timing a step needs at least 2 batches of training data")
+    stamps: list[float] = []
+    evaluated: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        train(
+            cfg.replace(epochs=1, max_steps=steps, checkpoint_every=0, stall_steps=0),
+            out_dir=tmp,
+            progress=False,
+            data=data,
+            on_step=lambda _s: stamps.append(time.perf_counter()),
+            on_epoch=lambda _row: evaluated.append(time.perf_counter()),
+        )
+    gaps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :])]
+    return StepCost(step_s=statistics.median(gaps), eval_s=evaluated[0] - stamps[-1])
