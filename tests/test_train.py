@@ -102,6 +102,19 @@ def test_resume_after_the_last_step_but_before_its_evaluation(tmp_path, tiny_dat
     rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1]
     assert rows[0]["test_accuracy"] == ref.final["accuracy"]
+    assert (tmp_path / "b" / "best.pt").exists()
+
+
+def test_resume_writes_a_missing_best_checkpoint(tmp_path, tiny_data):
+    """Killed after last.pt but before best.pt of the same (mid-epoch, final) evaluation: resuming writes it."""
+    cfg = tiny_cfg(max_steps=4)
+    train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
+    (tmp_path / "best.pt").unlink()
+    train(cfg, out_dir=tmp_path, resume=True, progress=False, data=tiny_data, runtime=CPU32)
+    assert (
+        load_checkpoint(tmp_path / "best.pt")["metrics"]["error_pct"]
+        == load_checkpoint(tmp_path / "last.pt")["metrics"]["error_pct"]
+    )
 
 
 @pytest.mark.parametrize("max_steps", [0, 4])

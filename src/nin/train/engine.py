@@ -343,7 +343,11 @@ def _train(
             )
             if main:
                 (bar.write(msg) if bar is not None else log.info(msg))
-            is_best = test["error_pct"] < history_best
+            # A tie with the stored best rewrites best.pt only when it is missing (a run killed between
+            # writing last.pt and best.pt re-evaluates that epoch on resume and must still leave a best.pt).
+            is_best = test["error_pct"] < history_best or (
+                test["error_pct"] == history_best and not (run_dir / "best.pt").exists()
+            )
             history_best = min(history_best, test["error_pct"])
             if complete:
                 acc = {"loss": 0.0, "correct": 0, "seen": 0}
