@@ -21,6 +21,7 @@ from pathlib import Path
 from nin.data.dataset import Dataset
 from nin.errors import ConfigError
 from nin.train.config import TrainConfig
+from nin.train.configs import MODERN_RECIPE
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +51,12 @@ def tta_config(epochs: int = DEFAULT_EPOCHS, device: str = "auto") -> TrainConfi
         description="Fashion-MNIST against the clock: nin_mnist_half + BN, one-cycle, flips, shifts",
         model="nin_mnist_half",
         dataset="fashion_mnist",
-        preprocess="mean_std",
-        batch_norm=True,
-        init="kaiming",
+        **{**MODERN_RECIPE, "lr": 0.2},
         dropout=0.0,
         translate=2,
         flip=True,
         epochs=epochs,
         batch_size=128,
-        lr=0.2,
-        bias_lr_mult=1.0,
-        last_lr_mult=1.0,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-        label_smoothing=0.1,
-        schedule="onecycle",
         stall_steps=0,
         device=device,
     )
