@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,11 +23,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from nin.serve.process import free_port, wait_ready
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -50,20 +45,6 @@ def sample_pngs(n: int = 16, size: int = 28) -> list[bytes]:
         Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(buf, "PNG")
         out.append(buf.getvalue())
     return out
-
-
-def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with code {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("server did not become ready in time")
 
 
 def run(checkpoint: str, clients: int, requests: int, workers: int = 1, deadline_s: float = 900.0) -> dict:

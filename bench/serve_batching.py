@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import io
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,11 +22,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from nin.serve.process import free_port, wait_ready
 
 
 def _digit_png() -> bytes:
@@ -56,19 +51,13 @@ async def _load(base: str, png: bytes, concurrency: int, seconds: float) -> list
 
 
 def run_one(checkpoint: Path, max_batch: int, concurrency: int, seconds: float, threads: int) -> dict:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "nin", "serve", str(checkpoint), "--port", str(port), "--log-level", "warning"]
     cmd += ["--max-batch", str(max_batch)] + (["--threads", str(threads)] if threads else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_ready(base, proc)
         png = _digit_png()
         asyncio.run(_load(base, png, concurrency, 1.0))  # warm-up
         before = httpx.get(f"{base}/readyz").json()

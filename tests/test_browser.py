@@ -6,7 +6,6 @@ screenshots.
 
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from fixtures.serve.builders import digit, png_bytes, save_ckpt
 from nin.serve.app import create_app
 from nin.serve.predictor import Predictor
+from nin.serve.process import free_port
 from nin.serve.settings import ServeSettings
 
 CHROMIUM = next(
@@ -40,12 +40,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     import uvicorn
@@ -53,7 +47,7 @@ def server(tmp_path_factory):
     ckpt = save_ckpt(tmp_path_factory.mktemp("browser") / "model.pt", dataset="mnist_embedded")
     predictor = Predictor.from_checkpoint(ckpt, device="cpu")
     app = create_app(ServeSettings(checkpoint=str(ckpt)), predictor=predictor)
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

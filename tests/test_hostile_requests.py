@@ -116,17 +116,15 @@ def _vm_hwm_mb(pid: int) -> float:
 @pytest.mark.slow
 def test_hundred_megabyte_body_is_413_and_the_server_never_holds_it(tmp_path):
     """Through a real uvicorn: a 100 MB upload is refused while streaming; the server's peak RSS barely moves."""
-    import socket
     import subprocess
     import sys
-    import time
 
     import httpx
 
+    from nin.serve.process import free_port, wait_ready
+
     ckpt = save_ckpt(tmp_path / "m.pt", dataset="mnist_embedded")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "nin", "serve", str(ckpt), "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -134,12 +132,7 @@ def test_hundred_megabyte_body_is_413_and_the_server_never_holds_it(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_ready(base, proc, timeout=60)
         ok = httpx.post(f"{base}/api/predict", files={"file": ("d.png", png_bytes(digit(0)), "image/png")})
         assert ok.status_code == 200
         before = _vm_hwm_mb(proc.pid)

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from nin.errors import RequestError
 from nin.serve.app import create_app
 from nin.serve.batching import MicroBatcher
 from nin.serve.predictor import Predictor
+from nin.serve.process import free_port, wait_ready
 from nin.serve.settings import ServeSettings
 
 with warnings.catch_warnings():
@@ -310,12 +310,6 @@ def test_micro_batcher_sheds_load_when_full():
 
 
 # --- a real server -----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_nin_serve_answers_curl_style_upload_over_real_uvicorn(ckpt_path, predictor, tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -328,17 +322,10 @@ def test_nin_serve_answers_curl_style_upload_over_real_uvicorn(ckpt_path, predic
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("nin serve did not become ready in 90 s")
+        try:
+            wait_ready(base, proc, timeout=90)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{(tmp_path / 'serve.log').read_text()}")
         d = digit(21)
         r = httpx.post(f"{base}/api/predict", files={"file": ("digit.png", png_bytes(d), "image/png")}, timeout=30)
         assert r.status_code == 200
@@ -373,3 +360,17 @@ def test_serve_cli_rejects_a_bad_checkpoint_in_one_line(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "missing.pt")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_wait_ready_reports_a_server_that_exits_or_never_answers():
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    with pytest.raises(RuntimeError, match="exited with code 3"):
+        wait_ready(f"http://127.0.0.1:{free_port()}", proc, timeout=5)
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(RuntimeError, match="not ready after 1 s"):
+            wait_ready(f"http://127.0.0.1:{free_port()}", idle, timeout=1)
+    finally:
+        idle.kill()
+        idle.wait()
