@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 # Formats a user may send. EPS/PS (Ghostscript), PDF and the rarer plugins stay out: each plugin is
 # attack surface, and a classifier has no use for them.
 SAFE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+# File suffixes of the formats above, for picking image files out of a folder.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+
 FORMAT_MIME: dict[str, str] = {
     "PNG": "image/png",
     "JPEG": "image/jpeg",
@@ -124,11 +127,6 @@ def open_image(
         if isinstance(source, (str, os.PathLike)):
             fp.close()
     return img
-
-
-def image_format_mime(img: Image.Image) -> str | None:
-    """MIME type of the format an image was decoded from (``None`` for images built in memory)."""
-    return FORMAT_MIME.get(img.format or "")
 
 
 def _rescale_to_u8(a: np.ndarray, nominal_max: float | None) -> np.ndarray:

@@ -177,10 +177,7 @@ _modern(
         "cifar100",
         "NIN on CIFAR-100, no augmentation (Table 2)",
         model="nin_cifar100",
-        dataset="cifar100",
-        preprocess="gcn_zca",
-        epochs=260,
-        plateau_patience=10,
+        **{**_CIFAR, "dataset": "cifar100"},
         lr=0.02,  # paper.md §4: CIFAR-100 lr 0.02 (biases 0.04), weight decay 5e-4
         weight_decay=5e-4,
         paper_error=35.68,

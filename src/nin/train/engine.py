@@ -238,7 +238,7 @@ def _train(
         for rec in records:
             _check_finite(rec, epoch, run_dir, cfg)
             # The detector reads only whether every logit is 0; max |logit| summed over ranks says the same.
-            verdict = stall.update(rec.global_step, rec.loss, torch.tensor([max_logit or 0.0]))
+            verdict = stall.update(rec.global_step, rec.loss, max_logit)
             if verdict:
                 hint = (
                     verdict + " Fixes: --set init=kaiming, --set warmup_epochs=1, "

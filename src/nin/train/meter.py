@@ -67,10 +67,6 @@ class StepMeter:
     def due(self) -> bool:
         return len(self._losses) >= self.sync_every
 
-    @property
-    def pending(self) -> int:
-        return len(self._losses)
-
     def flush(self) -> tuple[list[StepRecord], float | None]:
         """Read back (and sum over ranks) the pending steps; returns them and the last max |logit|.
 

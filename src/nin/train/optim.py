@@ -42,15 +42,14 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     return out
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, rt: Runtime | None = None) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: TrainConfig, rt: Runtime) -> torch.optim.Optimizer:
     """SGD over :func:`param_groups`, with the multi-tensor implementation the runtime picks."""
-    options = rt.optimizer_options() if rt is not None else {"foreach": True}
     return torch.optim.SGD(
         param_groups(model, cfg),
         lr=cfg.lr,
         momentum=cfg.momentum,
         nesterov=cfg.nesterov and cfg.momentum > 0,
-        **options,
+        **rt.optimizer_options(),
     )
 
 

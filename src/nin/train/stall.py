@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import torch
-
 
 class StallDetector:
     """Watches the first ``after_steps`` steps; returns a message once if the run is stalled."""
@@ -21,14 +19,15 @@ class StallDetector:
         self.losses: deque[float] = deque(maxlen=window)
         self.done = after_steps <= 0
 
-    def update(self, step: int, loss: float, logits: torch.Tensor) -> str | None:
+    def update(self, step: int, loss: float, max_abs_logit: float | None) -> str | None:
+        """``max_abs_logit``: the largest |logit| of the latest batch (None: not measured)."""
         if self.done:
             return None
         self.losses.append(loss)
         if step < self.after:
             return None
         self.done = True
-        dead_maps = bool((logits.abs().amax() == 0).item())
+        dead_maps = max_abs_logit == 0.0
         flat = len(self.losses) == self.losses.maxlen and all(abs(v - self.ln_k) < 2e-3 for v in self.losses)
         if dead_maps or flat:
             what = "every class map is zero (all logits 0)" if dead_maps else "the loss is flat"
