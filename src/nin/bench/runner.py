@@ -103,7 +103,8 @@ def machine_info(rt: Runtime) -> dict:
     return info
 
 
-def _load() -> float | None:
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
     try:
         return round(os.getloadavg()[0], 2)
     except OSError:
@@ -139,7 +140,7 @@ class GemmSampler:
 def run_bench(opts: BenchOptions) -> dict:
     """Measure everything; returns the JSON object ``nin bench --json`` prints."""
     t0 = time.perf_counter()
-    load_start = _load()
+    load_start = load_average()
     rt = select_runtime(opts.device, opts.precision, opts.channels_last, opts.compile)
     cfg = bench_config(opts)
     gemm = GemmSampler(rt.device, opts.quick)
@@ -227,7 +228,7 @@ def run_bench(opts: BenchOptions) -> dict:
     if opts.train_run_epochs > 0:
         n = 512 if opts.quick else 50_000
         result["train_run"] = short_training_run(cfg, rt, opts.train_run_epochs, n)
-    result["load_avg_end"] = _load()
+    result["load_avg_end"] = load_average()
     result["bench_time_s"] = round(time.perf_counter() - t0, 1)
     return result
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nin.bench.runner import load_average
 from nin.data.dataset import Dataset
 from nin.errors import ConfigError
 from nin.train.config import TrainConfig
@@ -80,7 +80,7 @@ def run_tta(opts: TTAOptions) -> dict:
 
     if opts.dataset != "fashion_mnist":
         raise ConfigError(f"--tta knows only fashion_mnist, got {opts.dataset!r}")
-    load_start = _load()
+    load_start = load_average()
     if opts.quick:
         data = (
             synthetic_dataset((1, 28, 28), 10, 64, seed=1, name="tta-quick:train"),
@@ -145,7 +145,7 @@ def run_tta(opts: TTAOptions) -> dict:
         "options": asdict(opts),
         "threads": _threads(),
         "load_avg_start": load_start,
-        "load_avg_end": _load(),
+        "load_avg_end": load_average(),
     }
 
 
@@ -197,15 +197,12 @@ def _fit_to_budget(cfg: TrainConfig, data: tuple[Dataset, Dataset], opts: TTAOpt
 
 def flip_accuracy(checkpoint: Path, test: Dataset, device: str = "auto") -> float:
     """Test accuracy of the mean logits of each image and its left-right mirror (test-time flips)."""
-    from nin.data.preprocess import preprocessor_from_state
-    from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
+    from nin.export.evaluate import load_for_eval
     from nin.train.evaluate import predict_logits
     from nin.train.runtime import select_runtime
 
-    ckpt = load_checkpoint(checkpoint)
     rt = select_runtime(device)
-    model = build_from_checkpoint(ckpt).to(rt.device, memory_format=rt.memory_format)
-    pre = preprocessor_from_state(ckpt["preprocess"])
+    _, model, pre = load_for_eval(checkpoint, rt)
     logits = predict_logits(model, test.images, pre, rt) + predict_logits(model, test.images.flip(3), pre, rt)
     return float((logits.argmax(1) == test.labels).float().mean())
 
@@ -214,13 +211,6 @@ def _threads() -> int:
     import torch
 
     return torch.get_num_threads()
-
-
-def _load() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
 
 
 def format_tta(r: dict) -> str:

@@ -69,18 +69,15 @@ def calibration_images(
 
 
 def _folder_images(meta: dict, folder: Path, n: int, shape: tuple[int, int, int]) -> torch.Tensor:
-    from nin.data.images import open_image
+    from nin.data.images import IMAGE_SUFFIXES, open_image
     from nin.data.preprocess import preprocessor_from_state
 
     pre = preprocessor_from_state({"name": meta["preprocess"]["name"], "options": meta["preprocess"]["options"]})
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)[:n]
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)[:n]
     if not files:
-        raise ConfigError(f"--calib-dir {folder} holds no images ({', '.join(_IMAGE_SUFFIXES)})")
+        raise ConfigError(f"--calib-dir {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     c, h, w = shape
     return torch.stack([pre.prepare_image(open_image(p), c, (h, w)) for p in files])
-
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class _Reader:
@@ -190,28 +187,30 @@ def _throughput(session, x: np.ndarray, seconds: float, min_runs: int) -> float:
     return runs * x.shape[0] / (time.perf_counter() - t0)
 
 
-def _torch_throughput(checkpoint: str | Path, x: np.ndarray, seconds: float, min_runs: int) -> float:
-    """Images/s of the PyTorch fp32 path ``Predictor`` and ``nin eval`` use (preprocessing + model, CPU)."""
-    from nin.data.preprocess import preprocessor_from_state
-    from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
+def _torch_step(checkpoint: str | Path, x: np.ndarray):
+    """One batch through the PyTorch fp32 path ``Predictor`` and ``nin eval`` use (preprocessing + model, CPU)."""
+    from nin.export.evaluate import load_for_eval
     from nin.train.runtime import select_runtime
 
-    ckpt = load_checkpoint(checkpoint)
     rt = select_runtime("cpu", "fp32", compile="off")
-    model = build_from_checkpoint(ckpt).to(memory_format=rt.memory_format)
-    pre = preprocessor_from_state(ckpt["preprocess"])
+    _, model, pre = load_for_eval(checkpoint, rt)
     pixels = torch.from_numpy(x)
 
     def step() -> None:
         model(pre.apply(pixels).contiguous(memory_format=rt.memory_format))
 
+    return step
+
+
+def _torch_throughput(step, batch: int, seconds: float, min_runs: int) -> float:
+    """Images/s of ``step`` (one batch of ``batch`` images), after one warm-up call."""
     with torch.inference_mode():
         step()
         runs, t0 = 0, time.perf_counter()
         while runs < min_runs or time.perf_counter() - t0 < seconds:
             step()
             runs += 1
-    return runs * x.shape[0] / (time.perf_counter() - t0)
+    return runs * batch / (time.perf_counter() - t0)
 
 
 def benchmark_int8(
@@ -238,11 +237,12 @@ def benchmark_int8(
     x = np.random.default_rng(0).integers(0, 256, (batch_size, *shape)).astype(np.float32)
     s32, s8 = _session(fp32_path, threads), _session(int8_path, threads)
     best32 = best8 = best_torch = 0.0
+    torch_step = _torch_step(checkpoint, x) if checkpoint is not None else None  # built once, timed each round
     for _ in range(rounds):
         best32 = max(best32, _throughput(s32, x, seconds / rounds, 3))
         best8 = max(best8, _throughput(s8, x, seconds / rounds, 3))
-        if checkpoint is not None:
-            best_torch = max(best_torch, _torch_throughput(checkpoint, x, seconds / rounds, 3))
+        if torch_step is not None:
+            best_torch = max(best_torch, _torch_throughput(torch_step, batch_size, seconds / rounds, 3))
     result = {
         "fp32_img_s": round(best32, 1),
         "int8_img_s": round(best8, 1),

@@ -6,10 +6,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from nin.data.sources import CIFAR10_CLASSES  # batches.meta order, which the Caffe NIN-CIFAR10 outputs follow
 from nin.errors import ConfigError
-
-# CIFAR-10's batches.meta order, which the Caffe NIN-CIFAR10 model's outputs follow.
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def imagenet_classes() -> list[str]:

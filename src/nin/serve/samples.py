@@ -16,11 +16,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from nin.data.images import open_image, to_mode
+from nin.data.images import IMAGE_SUFFIXES, open_image, to_mode
 from nin.errors import ConfigError
 from nin.serve.predictor import ModelInfo
 
-SAMPLE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+SAMPLE_EXTENSIONS = IMAGE_SUFFIXES
 MAX_SAMPLES = 200
 THUMBNAIL_SIZE = 128  # px, longer side
 MODEL_THUMBNAIL = "thumbnail.jpg"  # ModelHub's name for the model's own picture

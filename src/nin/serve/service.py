@@ -20,7 +20,7 @@ from pathlib import Path
 import anyio
 import torch
 
-from nin.data.images import ImageDecodeError, UnsupportedImageType, open_image
+from nin.data.images import IMAGE_SUFFIXES, ImageDecodeError, UnsupportedImageType, open_image
 from nin.errors import RequestError
 from nin.serve import modelhub
 from nin.serve.batching import MicroBatcher
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Pillow formats behind the MIME types of the config (modelhub.INPUT_FORMATS).
 DECODE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 
 
 def declares_image(content_type: str | None, filename: str | None) -> bool:
