@@ -282,6 +282,25 @@ def test_fashion_recompressed_copy_passes_on_content_md5(tmp_path, monkeypatch):
         load_dataset("fashion_mnist", "train", str(tmp_path))
 
 
+def test_idx_files_are_read_and_gunzipped_once(tmp_path, monkeypatch):
+    """The md5 is taken of the bytes that are parsed: one read per file, one gunzip of a re-gzipped copy."""
+    import nin.data.locate
+
+    files = write_idx_set(tmp_path / "fashion_mnist", gz=True)
+    trust(monkeypatch, "fashion_mnist", {k: v for k, v in files.items() if "ubyte" in k})
+    img = files["train-images-idx3-ubyte.gz"]
+    img.write_bytes(gzip.compress(gzip.decompress(img.read_bytes()), compresslevel=1, mtime=123))
+    reads, gunzips = [], []
+    real_read, real_gunzip = Path.read_bytes, gzip.decompress
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real_read(self))
+    monkeypatch.setattr(gzip, "decompress", lambda data: gunzips.append(len(data)) or real_gunzip(data))
+    monkeypatch.setattr(nin.data.locate, "md5_file", lambda *a, **k: pytest.fail("file hashed from disk again"))
+    ds = load_dataset("fashion_mnist", "train", str(tmp_path))
+    assert len(ds) == 24
+    assert sorted(reads) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    assert len(gunzips) == 2  # the re-gzipped images once (md5 of content, then parsed), the labels once
+
+
 @pytest.mark.skipif(
     not FASHION_DEBIAN.is_dir(), reason=f"{FASHION_DEBIAN} absent (apt-get install dataset-fashion-mnist)"
 )

@@ -174,8 +174,9 @@ def fetch_dataset(
         return paths
     done: list[Path] = []
     specs = source.fetch_files(variant)
+    verified = {Path(f["path"]) for f in state["files"] if f["status"] == "ok" and f.get("path")}
     for i, spec in enumerate(specs):
-        have = _already_there(source, spec, root)
+        have = _already_there(source, spec, root, verified)
         if have is not None:
             log.info("%s is already there and verified: %s", spec.name, have)
             done.append(have)
@@ -190,10 +191,11 @@ def fetch_dataset(
     return done
 
 
-def _already_there(source: Source, spec: FileSpec, root) -> Path | None:
+def _already_there(source: Source, spec: FileSpec, root, verified: set[Path]) -> Path | None:
+    """The verified copy of ``spec`` if there is one (``verified``: the files inspect() has just checked)."""
     p = find_file(source, spec, root)
-    if p is None:
-        return None
+    if p is None or p in verified:
+        return p
     try:
         check_file(p, spec, source, root)
     except DataError as exc:

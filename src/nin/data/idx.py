@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nin.data.dataset import Dataset
-from nin.data.locate import check_file, find_file, missing_error
+from nin.data.locate import read_checked, require_files
 from nin.data.sources import DIGITS, FASHION_CLASSES, get_source
 from nin.errors import DataError
 
@@ -46,17 +46,21 @@ def parse_idx(data: bytes, where: str, ndim: int) -> np.ndarray:
     return np.frombuffer(data, np.uint8, count=n, offset=header).reshape(dims)
 
 
+def gunzip_if_gzipped(data: bytes, where: str) -> bytes:
+    """``data`` gunzipped when it is gzip (decided by its magic bytes, not the file's name)."""
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except EOFError:
+        raise DataError(f"{where} is truncated (the gzip stream ends early)") from None
+    except (OSError, zlib.error) as exc:
+        raise DataError(f"{where} is a damaged gzip file ({exc})") from None
+
+
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read an IDX file, gunzipping it when it is gzipped (decided by its magic bytes, not its name)."""
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except EOFError:
-            raise DataError(f"{path} is truncated (the gzip stream ends early)") from None
-        except (OSError, zlib.error) as exc:
-            raise DataError(f"{path} is a damaged gzip file ({exc})") from None
-    return parse_idx(data, str(path), ndim)
+    """Read an IDX file, gunzipping it when it is gzipped."""
+    return parse_idx(gunzip_if_gzipped(path.read_bytes(), str(path)), str(path), ndim)
 
 
 def load_idx_dataset(name: str, split: str, root: str | None = None) -> Dataset:
@@ -67,14 +71,15 @@ def load_idx_dataset(name: str, split: str, root: str | None = None) -> Dataset:
     """
     source = get_source(name)
     img_name, lab_name = source.split_files[split]
-    paths = {n: find_file(source, source.file(n), root) for n in (img_name, lab_name)}
-    missing = [n for n, p in paths.items() if p is None]
-    if missing:
-        raise missing_error(source, root, missing)
-    for n, p in paths.items():
-        check_file(p, source.file(n), source, root)
-    images = read_idx(paths[img_name], 3)
-    labels = read_idx(paths[lab_name], 1).astype(np.int64)
+    paths = require_files(source, (img_name, lab_name), root)
+    arrays = []
+    for n, ndim in ((img_name, 3), (lab_name, 1)):
+        # One read per file: the md5 is taken of the bytes that are then parsed (and a re-gzipped copy's
+        # content, gunzipped for its md5, is parsed as is).
+        data, gunzipped = read_checked(paths[n], source.file(n), source, root)
+        content = gunzipped if gunzipped is not None else gunzip_if_gzipped(data, str(paths[n]))
+        arrays.append(parse_idx(content, str(paths[n]), ndim))
+    images, labels = arrays[0], arrays[1].astype(np.int64)
     if len(images) != len(labels):
         raise DataError(
             f"{paths[img_name]} has {len(images):,} images but {paths[lab_name]} {len(labels):,} labels: "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import tarfile
 import zlib
@@ -68,24 +69,63 @@ def truncated_error(path: Path, have: int, want: int, source: Source, root) -> D
     )
 
 
+class _Digest:
+    """The md5 of a file's bytes and of its gunzipped bytes: from disk (memoised), or from bytes already read."""
+
+    def __init__(self, path: Path, data: bytes | None = None):
+        self.path, self.data = path, data
+        self.gunzipped: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size if self.data is None else len(self.data)
+
+    def raw(self) -> str:
+        if self.data is None:
+            return md5_file(self.path)
+        return hashlib.md5(self.data, usedforsecurity=False).hexdigest()
+
+    def content(self) -> str:
+        """Raises ``EOFError`` / ``gzip.BadGzipFile`` / ``zlib.error`` for a damaged gzip stream."""
+        if self.data is None:
+            return md5_file(self.path, content=True)
+        self.gunzipped = gzip.decompress(self.data)
+        return hashlib.md5(self.gunzipped, usedforsecurity=False).hexdigest()
+
+
 def check_file(path: Path, spec: FileSpec, source: Source, root=None) -> str:
     """Verify ``path`` (the published form of ``spec`` or its decompressed form) against the official md5.
 
     Returns a short status for ``nin data info``; raises :class:`DataError` saying what is wrong.
     """
-    size = path.stat().st_size
+    return _verdict(_Digest(path), spec, source, root)
+
+
+def read_checked(path: Path, spec: FileSpec, source: Source, root=None) -> tuple[bytes, bytes | None]:
+    """Read ``path`` once and verify those bytes as :func:`check_file` does.
+
+    Returns (the file's bytes, their gunzipped form when the check already decompressed them, else None).
+    """
+    digest = _Digest(path, path.read_bytes())
+    _verdict(digest, spec, source, root)
+    assert digest.data is not None
+    return digest.data, digest.gunzipped
+
+
+def _verdict(digest: _Digest, spec: FileSpec, source: Source, root) -> str:
+    path, size = digest.path, digest.size
     if size == 0:
         raise DataError(f"{path} is empty (0 bytes); {_redo(source, root)}")
     published = path.name == spec.name
     if published:
         if spec.md5 is None:
             return "no md5 published (structure checked when read)"
-        got = md5_file(path)
+        got = digest.raw()
         if got == spec.md5:
             return "md5 ok"
         if spec.raw_md5 and spec.name.endswith(".gz"):
             try:
-                content = md5_file(path, content=True)
+                content = digest.content()
             except EOFError:
                 raise DataError(
                     f"{path} is truncated (the gzip stream ends early, {size:,} bytes); {_redo(source, root)}"
@@ -105,7 +145,7 @@ def check_file(path: Path, spec: FileSpec, source: Source, root=None) -> str:
         if spec.raw_size and size < spec.raw_size:
             raise truncated_error(path, size, spec.raw_size, source, root)
         return "no md5 published for the decompressed file (structure checked when read)"
-    got = md5_file(path)
+    got = digest.raw()
     if got == spec.raw_md5:
         return "md5 ok (decompressed)"
     if spec.raw_size and size < spec.raw_size:
@@ -152,6 +192,15 @@ def find_file(source: Source, spec: FileSpec, root=None) -> Path | None:
     return None
 
 
+def require_files(source: Source, names, root=None) -> dict[str, Path]:
+    """The copies of the files ``names`` of ``source``; one error naming every missing file and what to do."""
+    paths = {n: find_file(source, source.file(n), root) for n in names}
+    missing = [n for n, p in paths.items() if p is None]
+    if missing:
+        raise missing_error(source, root, missing)
+    return paths  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class FoundArchive:
     archive: ArchiveSpec
@@ -189,10 +238,10 @@ def read_members(found: FoundArchive, names: tuple[str, ...], source: Source, ro
             out[n] = p.read_bytes()
             check_bytes(out[n], str(p), a.member(n), source, root)
         return out
-    check_file(found.path, a.file, source, root)
+    data, _ = read_checked(found.path, a.file, source, root)
     wanted = {f"{a.folder}/{n}": n for n in names}
     try:
-        with tarfile.open(found.path, "r:gz") as tar:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             for m in tar:
                 if m.name in wanted and m.isfile():
                     f = tar.extractfile(m)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from nin.data.dataset import Dataset
-from nin.data.locate import check_file, find_file, missing_error
+from nin.data.locate import check_file, require_files
 from nin.data.sources import DIGITS, Source, get_source
 from nin.errors import DataError
 
@@ -64,13 +64,11 @@ def valid_indices(train_labels: np.ndarray, extra_labels: np.ndarray) -> tuple[n
     return picks[0], picks[1]
 
 
-def _read(source: Source, name: str, root) -> tuple[np.ndarray, np.ndarray]:
-    spec = source.file(name)
-    path = find_file(source, spec, root)
-    if path is None:
-        raise missing_error(source, root, [name])
-    check_file(path, spec, source, root)
-    return read_svhn_mat(path)
+def _read(source: Source, paths: dict[str, Path], name: str, root) -> tuple[np.ndarray, np.ndarray]:
+    # Unlike the IDX and CIFAR readers (one read: the md5 is taken of the bytes parsed), extra_32x32.mat is
+    # 1.3 GB, so it is hashed streaming (memoised per file) and parsed from disk rather than held twice in memory.
+    check_file(paths[name], source.file(name), source, root)
+    return read_svhn_mat(paths[name])
 
 
 def load_svhn(split: str, root: str | None = None) -> Dataset:
@@ -79,15 +77,13 @@ def load_svhn(split: str, root: str | None = None) -> Dataset:
     """
     source = get_source("svhn")
     need = source.split_files[split]
-    missing = [n for n in need if find_file(source, source.file(n), root) is None]
-    if missing:  # fail before the long reads
-        raise missing_error(source, root, missing)
+    paths = require_files(source, need, root)  # fail before the long reads
     if split in ("test", "train_only"):
-        x, y = _read(source, "test_32x32.mat" if split == "test" else "train_32x32.mat", root)
+        x, y = _read(source, paths, "test_32x32.mat" if split == "test" else "train_32x32.mat", root)
         parts = [(x, np.arange(len(y)), y)]
     else:
-        xt, yt = _read(source, "train_32x32.mat", root)
-        xe, ye = _read(source, "extra_32x32.mat", root)
+        xt, yt = _read(source, paths, "train_32x32.mat", root)
+        xe, ye = _read(source, paths, "extra_32x32.mat", root)
         vt, ve = valid_indices(yt, ye)
         if split == "valid":
             it, ie = vt, ve
@@ -101,5 +97,5 @@ def load_svhn(split: str, root: str | None = None) -> Dataset:
         offset = _nchw(x, index, images, offset)
     labels = torch.from_numpy(np.concatenate([p[2] for p in parts]))
     ds = Dataset(images, labels, DIGITS, f"svhn:{split}")
-    ds.meta.update(source=str(find_file(source, source.file(source.split_files[split][0]), root)))
+    ds.meta.update(source=str(paths[need[0]]))
     return ds
