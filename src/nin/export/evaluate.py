@@ -24,10 +24,11 @@ class OnnxModule(nn.Module):
 
     def __init__(self, path: str | Path, threads: int = 0) -> None:
         super().__init__()
-        from nin.export.quantize import _session
+        from nin.export.runtime import inference_session, session_metadata
 
         self.path = Path(path)
-        self.session = _session(self.path, threads)
+        self.session = inference_session(self.path, threads)
+        self.meta: dict = session_metadata(self.session, self.path)  # classes, input, train, metrics, ...
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.detach().float().cpu().contiguous().numpy()
@@ -36,18 +37,17 @@ class OnnxModule(nn.Module):
 
 def load_for_eval(path: str | Path, runtime: Runtime) -> tuple[dict, nn.Module, Preprocessor]:
     """(checkpoint-like dict, model on the runtime's device, preprocessor) for a ``.pt`` or ``.onnx`` file."""
-    from nin.export.onnx import read_metadata
     from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
 
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         if not path.is_file():
             raise ConfigError(f"{path} does not exist; write it with `nin export CHECKPOINT --format onnx`")
-        meta = read_metadata(path)
-        info = {k: meta[k] for k in ("model", "classes", "input", "train", "metrics")}
+        model = OnnxModule(path)
+        info = {k: model.meta[k] for k in ("model", "classes", "input", "train", "metrics")}
         info["preprocess"] = {"name": "none", "options": {}, "tensors": {}}  # inside the graph
-        info["quantization"] = meta.get("quantization")
-        return info, OnnxModule(path), build_preprocessor("none")
+        info["quantization"] = model.meta.get("quantization")
+        return info, model, build_preprocessor("none")
     ckpt = load_checkpoint(path)
     model = build_from_checkpoint(ckpt).to(runtime.device, memory_format=runtime.memory_format)
     return ckpt, model, preprocessor_from_state(ckpt["preprocess"])

@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from nin.data.preprocess import Preprocessor, preprocessor_from_state
 from nin.errors import CheckpointError
+from nin.export.runtime import inference_session, parse_metadata
 from nin.serve.backends import ONNX_INPUT, ONNX_LOGITS, ONNX_MAPS, ONNX_META_KEY
 
 log = logging.getLogger(__name__)
@@ -95,13 +96,11 @@ def write_metadata(path: Path, meta: dict) -> None:
 
 
 def read_metadata(path: str | Path) -> dict:
+    """The ``nin`` metadata of an ``.onnx`` file, read with ``onnx`` (no ONNX Runtime session)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    for p in model.metadata_props:
-        if p.key == ONNX_META_KEY:
-            return json.loads(p.value)
-    raise CheckpointError(f"{path} has no nin metadata; it was not written by `nin export`")
+    return parse_metadata({p.key: p.value for p in model.metadata_props}, path)
 
 
 def parity_pixels(shape: tuple[int, int, int], n: int = 5, seed: int = 0) -> torch.Tensor:
@@ -116,9 +115,7 @@ def parity_pixels(shape: tuple[int, int, int], n: int = 5, seed: int = 0) -> tor
 
 def check_parity(path: Path, graph: nn.Module, pixels: torch.Tensor) -> float:
     """Max abs difference of the logits, ONNX Runtime vs PyTorch, on ``pixels``."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = inference_session(path)
     got = session.run([ONNX_LOGITS], {ONNX_INPUT: pixels.numpy().astype(np.float32)})[0]
     with torch.inference_mode():
         out = graph(pixels)

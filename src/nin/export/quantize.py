@@ -19,6 +19,7 @@ import torch
 
 from nin.errors import ConfigError
 from nin.export.onnx import read_metadata, write_metadata
+from nin.export.runtime import inference_session, session_metadata
 from nin.serve.backends import ONNX_INPUT, ONNX_LOGITS
 
 log = logging.getLogger(__name__)
@@ -158,19 +159,9 @@ def quantize_onnx(
     return QuantizeResult(out, len(images), agree, diff, n)
 
 
-def _session(path: str | Path, threads: int = 0):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def run_logits(path: str | Path, images: torch.Tensor, batch: int = 256) -> np.ndarray:
     """Logits (N, K) of an exported file on uint8 images (N, C, H, W)."""
-    session = _session(path)
+    session = inference_session(path)
     out = [
         session.run([ONNX_LOGITS], {ONNX_INPUT: images[i : i + batch].float().numpy()})[0]
         for i in range(0, len(images), batch)
@@ -232,10 +223,10 @@ def benchmark_int8(
         ``{"fp32_img_s", "int8_img_s", "speedup", "batch_size", "threads"}`` (ONNX Runtime fp32 vs int8) and,
         with ``checkpoint``, ``"torch_fp32_img_s"`` and ``"speedup_vs_torch"``.
     """
-    meta = read_metadata(fp32_path)
+    s32, s8 = inference_session(fp32_path, threads), inference_session(int8_path, threads)
+    meta = session_metadata(s32, fp32_path)
     shape = tuple(int(meta["input"][k]) for k in ("channels", "height", "width"))
     x = np.random.default_rng(0).integers(0, 256, (batch_size, *shape)).astype(np.float32)
-    s32, s8 = _session(fp32_path, threads), _session(int8_path, threads)
     best32 = best8 = best_torch = 0.0
     torch_step = _torch_step(checkpoint, x) if checkpoint is not None else None  # built once, timed each round
     for _ in range(rounds):

@@ -7,7 +7,6 @@ the pre-GAP class maps (N, K, h, w).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -59,20 +58,10 @@ class OnnxBackend:
     kind = "onnx"
 
     def __init__(self, path: str | Path, threads: int = 0) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # pragma: no cover - the export extra is part of the default install
-            raise CheckpointError("running an .onnx file needs onnxruntime: pip install 'nin[export]'") from exc
+        from nin.export.runtime import inference_session, session_metadata
+
         self.path = Path(path)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CheckpointError(f"{self.path} is not a loadable ONNX model ({first})") from None
+        self.session = inference_session(self.path, threads)
         outputs = [o.name for o in self.session.get_outputs()]
         inputs = [i.name for i in self.session.get_inputs()]
         if inputs != [ONNX_INPUT] or ONNX_LOGITS not in outputs:
@@ -81,10 +70,7 @@ class OnnxBackend:
                 "export a nin checkpoint with `nin export CHECKPOINT --format onnx`"
             )
         self.has_class_maps = ONNX_MAPS in outputs
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if ONNX_META_KEY not in meta:
-            raise CheckpointError(f"{self.path} lacks nin's metadata; re-export it with `nin export`")
-        self.meta: dict = json.loads(meta[ONNX_META_KEY])
+        self.meta: dict = session_metadata(self.session, self.path)
 
     def __call__(self, pixels: torch.Tensor, maps: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         feed = {ONNX_INPUT: np.ascontiguousarray(pixels.detach().cpu().float().numpy())}
