@@ -149,6 +149,15 @@ def test_top_sort_and_class_map_extras(client, predictor):
     assert overlay.size == (252, 252) and overlay.mode == "RGB"  # 28 px x 9, sharp pixels
 
 
+def test_serving_imports_neither_matplotlib_nor_onnxruntime():
+    # matplotlib is the optional 'viz' extra and the overlay borrows nin.viz.cam; onnxruntime loads with a model.
+    code = (
+        "import sys, nin.serve.app, nin.serve.overlay, nin.serve.backends, nin.export.runtime; "
+        "loaded = [m for m in ('matplotlib', 'onnxruntime') if m in sys.modules]; assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # --- errors ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "query,message",

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nin.serve.predictor import upsample_maps
+# nin.viz.cam loads matplotlib only to colour a map (colorize); these two are plain numpy / torch.
+from nin.viz.cam import normalize_map, upsample_map
 
 # A perceptually ordered colour ramp (dark blue -> purple -> orange -> yellow), sampled at 5 anchors.
 _ANCHORS = np.array(
@@ -24,12 +25,6 @@ def colormap(v: np.ndarray) -> np.ndarray:
     t = (x - lo)[..., None]
     rgb = _ANCHORS[lo] * (1 - t) + _ANCHORS[lo + 1] * t
     return rgb.round().astype(np.uint8)
-
-
-def normalise_map(m: torch.Tensor) -> torch.Tensor:
-    """Min-max to [0, 1]; a flat map (all cells equal, e.g. a dead ReLU map) becomes all zeros."""
-    lo, hi = float(m.min()), float(m.max())
-    return (m - lo) / (hi - lo) if hi > lo else torch.zeros_like(m)
 
 
 def display_size(h: int, w: int, target: int = 256) -> tuple[int, int]:
@@ -50,7 +45,7 @@ def overlay_image(pixels: torch.Tensor, class_map: torch.Tensor, alpha: float = 
     dh, dw = display_size(h, w)
     img = Image.fromarray(pixels.permute(1, 2, 0).numpy().squeeze(-1) if c == 1 else pixels.permute(1, 2, 0).numpy())
     img = img.convert("RGB").resize((dw, dh), Image.NEAREST)
-    heat = normalise_map(upsample_maps(class_map[None, None], (dh, dw))[0, 0]).numpy()
+    heat = normalize_map(upsample_map(class_map, (dh, dw)))  # (dh, dw) in [0, 1]
     a = (alpha * (0.25 + 0.75 * heat))[..., None]
     out = np.asarray(img, dtype=np.float64) * (1 - a) + colormap(heat).astype(np.float64) * a
     return Image.fromarray(out.round().clip(0, 255).astype(np.uint8))
