@@ -55,6 +55,32 @@ def test_train_then_eval(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["steps"] == 6
 
 
+def test_eval_with_test_time_flips(tmp_path, capsys):
+    import torch
+
+    from nin.data.registry import load_dataset
+    from nin.export import load_for_eval
+    from nin.train.evaluate import predict_logits
+    from nin.train.runtime import select_runtime
+
+    digits, clothes = tmp_path / "digits", tmp_path / "mirrored"
+    for out, flip in ((digits, "false"), (clothes, "true")):
+        argv = ["train", "--config", "smoke", "--out", str(out), "--set", "max_steps=3", f"flip={flip}"]
+        assert main([*argv, "--no-progress", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(digits / "last.pt"), "--flip"]) == 2
+    assert "trained without mirrored images" in capsys.readouterr().err
+    assert main(["eval", str(clothes / "last.pt"), "--flip", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    rt = select_runtime("cpu")
+    _, model, pre = load_for_eval(clothes / "last.pt", rt)
+    test = load_dataset("synthetic_mnist", "test")
+    mean = (predict_logits(model, test.images, pre, rt) + predict_logits(model, test.images.flip(3), pre, rt)) / 2
+    assert m["flips"] is True
+    assert m["accuracy"] == pytest.approx((mean.argmax(1) == test.labels).float().mean().item())
+    assert not torch.equal(mean, predict_logits(model, test.images, pre, rt))  # the mirror really counted
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [

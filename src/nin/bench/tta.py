@@ -198,13 +198,12 @@ def _fit_to_budget(cfg: TrainConfig, data: tuple[Dataset, Dataset], opts: TTAOpt
 def flip_accuracy(checkpoint: Path, test: Dataset, device: str = "auto") -> float:
     """Test accuracy of the mean logits of each image and its left-right mirror (test-time flips)."""
     from nin.export.evaluate import load_for_eval
-    from nin.train.evaluate import predict_logits
+    from nin.train.evaluate import evaluate
     from nin.train.runtime import select_runtime
 
     rt = select_runtime(device)
     _, model, pre = load_for_eval(checkpoint, rt)
-    logits = predict_logits(model, test.images, pre, rt) + predict_logits(model, test.images.flip(3), pre, rt)
-    return float((logits.argmax(1) == test.labels).float().mean())
+    return evaluate(model, test.images, test.labels, pre, rt, flips=True)["accuracy"]
 
 
 def _threads() -> int:

@@ -19,6 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp32")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="test-time flips: score the mean logits of each image and its mirror (refused for a model "
+        "trained without flips, e.g. digits, whose class a mirror can change)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -36,19 +42,26 @@ def run(args: argparse.Namespace) -> int:
     dataset = args.dataset or train_cfg.get("dataset")
     if not dataset:
         raise ConfigError(f"{args.checkpoint} does not record a dataset (imported weights?); pass --dataset NAME")
+    if args.flip and train_cfg and not train_cfg.get("flip", False):
+        raise ConfigError(
+            f"--flip: {args.checkpoint} was trained without mirrored images (flip=false: digits or text change "
+            "meaning when mirrored), so test-time flips would not measure this model; drop --flip"
+        )
     split = args.split or train_cfg.get("test_split", "test")
     root = args.data_root or train_cfg.get("data_root")
     ds = load_dataset(dataset, split, root)
     want = (ckpt["input"]["channels"], ckpt["input"]["height"], ckpt["input"]["width"])
     if ds.shape != want:
         raise ConfigError(f"{dataset}:{split} images are {ds.shape} but the checkpoint expects {want}")
-    m = evaluate(model, ds.images, ds.labels, pre, rt, args.batch_size)
-    m.update({"dataset": dataset, "split": split, "model": ckpt["model"]["name"], "checkpoint": str(args.checkpoint)})
+    m = evaluate(model, ds.images, ds.labels, pre, rt, args.batch_size, flips=args.flip)
+    m.update(
+        dataset=dataset, split=split, model=ckpt["model"]["name"], checkpoint=str(args.checkpoint), flips=args.flip
+    )
     if args.json:
         print(json.dumps(m))
     else:
         print(
             f"{m['model']} on {dataset}:{split}: accuracy {100 * m['accuracy']:.2f}% "
-            f"(error {m['error_pct']:.2f}%), loss {m['loss']:.4f}, n={m['n']}"
+            f"(error {m['error_pct']:.2f}%), loss {m['loss']:.4f}, n={m['n']}" + (" with test-time flips" * args.flip)
         )
     return 0

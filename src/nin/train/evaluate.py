@@ -12,25 +12,45 @@ from nin.train.runtime import Runtime
 
 @torch.inference_mode()
 def predict_logits(
-    model: nn.Module, images: torch.Tensor, pre: Preprocessor, rt: Runtime, batch_size: int = 256
+    model: nn.Module,
+    images: torch.Tensor,
+    pre: Preprocessor,
+    rt: Runtime,
+    batch_size: int = 256,
+    flips: bool = False,
 ) -> torch.Tensor:
-    """Logits (N, K) in float32 on the CPU for uint8 images (N, C, H, W)."""
+    """Logits (N, K) in float32 on the CPU for uint8 images (N, C, H, W).
+
+    ``flips``: the mean logits of each image and its left-right mirror (test-time flips).
+    """
     model.eval()
     out = []
     for i in range(0, images.shape[0], batch_size):
-        x = pre.apply(images[i : i + batch_size].to(rt.device, non_blocking=True))
-        x = x.contiguous(memory_format=rt.memory_format)
-        with rt.autocast():
-            out.append(model(x).float().cpu())
+        batch = images[i : i + batch_size].to(rt.device, non_blocking=True)
+        # Mirrored before the preprocessing: a fitted ZCA matrix need not commute with the flip.
+        views = (batch, batch.flip(3)) if flips else (batch,)
+        logits = 0
+        for v in views:
+            x = pre.apply(v).contiguous(memory_format=rt.memory_format)
+            with rt.autocast():
+                logits = logits + model(x).float()
+        out.append((logits / len(views)).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
 def evaluate(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, pre: Preprocessor, rt: Runtime, batch_size: int = 256
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    pre: Preprocessor,
+    rt: Runtime,
+    batch_size: int = 256,
+    flips: bool = False,
 ) -> dict:
-    """``{"loss", "accuracy" (0-1), "error_pct", "n"}`` over the whole set, in eval mode."""
+    """``{"loss", "accuracy" (0-1), "error_pct", "n"}`` over the whole set, in eval mode (``flips``: see
+    :func:`predict_logits`)."""
     was_training = model.training
-    logits = predict_logits(model, images, pre, rt, batch_size)
+    logits = predict_logits(model, images, pre, rt, batch_size, flips)
     model.train(was_training)
     labels = labels.cpu()
     n = int(labels.numel())
