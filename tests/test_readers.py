@@ -336,6 +336,25 @@ def test_image_folder_flat_layout_is_split_per_class(tmp_path):
     assert gray.shape == (1, 28, 28) and len(gray) == 15
 
 
+def test_image_folder_applies_exif_orientation_as_prediction_does(tmp_path):
+    """A phone photo stored sideways with an EXIF rotation is trained on the way it is shown and predicted."""
+    from nin.data.images import open_image, pil_to_tensor
+
+    stored = Image.new("RGB", (40, 20), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 20, 20))  # red left half, blue right half as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": shown upright, red on top
+    (tmp_path / "photos").mkdir()
+    stored.save(tmp_path / "photos" / "sideways.jpg", "JPEG", exif=exif, quality=95)
+    _write_images(tmp_path / "other", 1, (0, 255, 0))
+    ds = load_dataset("imagefolder", "all", str(tmp_path))
+    img = ds.images[ds.labels == ds.classes.index("photos")][0]
+    expected = pil_to_tensor(open_image(tmp_path / "photos" / "sideways.jpg"), 3, (32, 32))
+    assert torch.equal(img, expected)
+    red = img[0].float()
+    assert red[:8].mean() > 200 and red[-8:].mean() < 50  # red on top: the rotation was applied
+
+
 def test_image_folder_train_test_layout_and_errors(tmp_path):
     _write_images(tmp_path / "train" / "a", 2, (10, 10, 10))
     _write_images(tmp_path / "train" / "b", 2, (200, 200, 200))

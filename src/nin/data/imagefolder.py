@@ -2,7 +2,9 @@
 
 Two layouts: ``DIR/train/<class>/*`` + ``DIR/test/<class>/*`` (the given splits), or ``DIR/<class>/*``,
 split 80/20 per class with a fixed seed. Images are converted to the model's channels and resized
-(bilinear) to its input size, the same conversion prediction uses (:func:`nin.data.images.pil_to_tensor`).
+(bilinear) to its input size, decoded and converted as prediction does (:func:`nin.data.images.open_image`:
+EXIF orientation applied, first frame, size caps; then :func:`nin.data.images.pil_to_tensor`), so a rotated
+photo is seen the same way in training and in prediction.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from nin.data.dataset import Dataset, stratified_split
-from nin.data.images import pil_to_tensor
+from nin.data.images import open_image, pil_to_tensor
 from nin.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_FORMATS = ("PNG", "JPEG")
 TEST_FRACTION = 0.2
 SPLIT_SEED = 20131216
 
@@ -36,10 +38,9 @@ def _decode(files: list[Path], channels: int, size: tuple[int, int]) -> torch.Te
     out = torch.empty((len(files), channels, *size), dtype=torch.uint8)
     for i, f in enumerate(files):
         try:
-            with Image.open(f) as img:
-                img.load()
+            with open_image(f, formats=IMAGE_FORMATS) as img:
                 out[i] = pil_to_tensor(img, channels, size)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (DataError, OSError, ValueError) as exc:
             raise DataError(f"{f} cannot be decoded as an image ({exc}); remove or replace it") from None
     return out
 
