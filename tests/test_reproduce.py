@@ -42,7 +42,8 @@ def test_smoke_runs_every_paper_row(tmp_path, capsys):
     table = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert [r["row"] for r in report["rows"]] == list(PAPER_ROWS)
-    assert report["smoke"] and report["machine"]["torch"]
+    assert report["smoke"] and report["machine"]["torch"] and report["machine"]["cpu"]
+    assert report["machine"]["torch_threads"] >= 1
     for r in report["rows"]:
         assert r["status"] == "smoke" and r["steps"] == 2 and 0 <= r["error_pct"] <= 100, r
         assert r["paper_error"] == PAPER.get(r["row"])

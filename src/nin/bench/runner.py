@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -21,7 +20,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from nin import __version__
 from nin.bench.flops import count_macs, eval_gflop_per_image, train_gflop_per_image
 from nin.bench.inference import measure_inference, median, percentile
 from nin.bench.peak import Gemm, default_gemm_size
@@ -31,7 +29,7 @@ from nin.data.synthetic import synthetic_dataset
 from nin.models import build_model
 from nin.train.config import TrainConfig
 from nin.train.engine import model_options, train
-from nin.train.runtime import Runtime, cpu_has_native_bf16, select_runtime
+from nin.train.runtime import Runtime, machine_info, select_runtime
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +77,6 @@ def bench_config(opts: BenchOptions) -> TrainConfig:
         channels_last=opts.channels_last,
         compile=opts.compile,
     )
-
-
-def machine_info(rt: Runtime) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_native_bf16": cpu_has_native_bf16(),
-        "torch": torch.__version__,
-        "nin": __version__,
-        "device": str(rt.device),
-        "runtime": rt.describe(),
-    }
-    if rt.device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(rt.device)
-    return info
 
 
 def load_average() -> float | None:

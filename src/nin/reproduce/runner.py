@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import platform
 import tempfile
 import time
 import traceback
@@ -26,7 +24,7 @@ from nin.errors import NinError
 from nin.reproduce.report import write_report
 from nin.reproduce.rows import data_status, row_config, scale_epochs
 from nin.train.config import TrainConfig, apply_overrides
-from nin.train.runtime import Runtime, select_runtime
+from nin.train.runtime import Runtime, machine_info, select_runtime
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +55,6 @@ class RowResult:
     run_dir: str = ""
     fetch: str = ""  # what to run when the data is missing
     message: str = ""
-
-
-def machine(rt: Runtime | None = None) -> dict:
-    """What the numbers were measured on."""
-    info = {
-        "platform": f"{platform.system()} {platform.machine()}",
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "nin": __version__,
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    if rt is not None:
-        info["runtime"] = rt.describe()
-    return info
 
 
 def _smoke_data(cfg: TrainConfig):
@@ -201,7 +182,7 @@ def reproduce(
         "epochs_scale": epochs_scale,
         "smoke": smoke,
         "data_root": data_root,
-        "machine": machine(rt),
+        "machine": machine_info(rt),
         "rows": [],
     }
     scratch = tempfile.TemporaryDirectory(prefix="nin-smoke-") if smoke else None

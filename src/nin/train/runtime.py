@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import platform
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -68,6 +70,39 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_model_name() -> str:
+    """The CPU's marketing name where the OS tells it (Linux /proc/cpuinfo), else the platform's guess."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+    except OSError:
+        return name
+
+
+def machine_info(rt: Runtime | None = None) -> dict:
+    """What numbers were measured on (benchmarks and reproduction reports): CPU, threads, GPU, versions."""
+    from nin import __version__
+
+    info = {
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpu": cpu_model_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "nin": __version__,
+    }
+    if rt is not None:
+        info.update(device=str(rt.device), runtime=rt.describe())
+    if rt is not None and rt.device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(rt.device)
+    elif rt is None and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 def resolve_device(name: str = "auto") -> torch.device:
