@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from _tiny import tiny_cfg
 from nin.errors import ConfigError, TrainingError
 from nin.train import TrainConfig, apply_overrides, load_checkpoint, train
 from nin.train.configs import get_config, list_configs
@@ -11,29 +12,6 @@ from nin.train.optim import Schedule, param_groups
 from nin.train.runtime import select_runtime
 
 CPU32 = select_runtime("cpu", "fp32", "off", "off")
-
-
-def tiny_cfg(**kw):
-    base = dict(
-        name="tiny",
-        model="nin_mnist",
-        dataset="synthetic_mnist",
-        batch_norm=True,
-        init="kaiming",
-        translate=1,
-        epochs=2,
-        batch_size=16,
-        lr=0.05,
-        bias_lr_mult=1.0,
-        last_lr_mult=1.0,
-        schedule="cosine",
-        stall_steps=0,
-        device="cpu",
-        precision="fp32",
-        channels_last="off",
-    )
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def test_train_writes_run_folder(tmp_path, tiny_data):

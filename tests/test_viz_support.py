@@ -11,6 +11,7 @@ import functools
 import io
 from pathlib import Path
 
+import _tiny
 from nin.data.synthetic import synthetic_dataset
 from nin.train import TrainConfig, train
 from nin.train.runtime import select_runtime
@@ -27,28 +28,7 @@ def tiny_data():
 
 
 def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(
-        name="tiny",
-        description="tiny NIN-MNIST on synthetic digits",
-        model="nin_mnist",
-        dataset="synthetic_mnist",
-        batch_norm=True,
-        init="kaiming",
-        translate=0,
-        dropout=0.0,
-        epochs=6,
-        batch_size=16,
-        lr=0.05,
-        bias_lr_mult=1.0,
-        last_lr_mult=1.0,
-        schedule="cosine",
-        stall_steps=0,
-        device="cpu",
-        precision="fp32",
-        channels_last="off",
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    return _tiny.tiny_cfg(**{"translate": 0, "dropout": 0.0, "epochs": 6, **kw})
 
 
 @functools.lru_cache(maxsize=1)
