@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from nin.cli.options import add_overrides
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -34,15 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", type=Path, default=None, help="report folder (default: runs/reproduce-RECIPE-YYYYmmdd-HHMMSS)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides for every row, e.g. --set device=cuda",
-    )
+    add_overrides(p, "config overrides for every row, e.g. --set device=cuda")
     p.add_argument("--resume", action="store_true", help="continue each row from OUT/CONFIG/last.pt (needs --out)")
     p.add_argument("--smoke", action="store_true", help="every row for a few steps on synthetic data of its shape")
     p.add_argument("--list", action="store_true", help="list the rows, their configs, paper numbers and data status")

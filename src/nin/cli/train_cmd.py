@@ -8,18 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+from nin.cli.options import add_overrides
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="quickstart", help="a config from `nin list configs` (default: quickstart)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config fields, e.g. --set epochs=3 lr=0.05 (see --show-config for keys)",
-    )
+    add_overrides(p, "override config fields, e.g. --set epochs=3 lr=0.05 (see --show-config for keys)")
     p.add_argument(
         "--out",
         type=Path,
