@@ -1,33 +1,17 @@
 """Caffe .caffemodel import: files serialised by protobuf, outputs from an independent numpy forward pass."""
 
 import hashlib
-import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from _interop import MANIFEST, REF, seeded
 from nin.errors import ConfigError, DataError
 from nin.interop.caffe import read_mean_binaryproto
 from nin.interop.importer import import_caffe
 from nin.train.checkpoint import build_from_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT / "tests" / "fixtures" / "interop"
-MANIFEST = json.loads((FIX / "manifest.json").read_text())
-REF = np.load(FIX / "reference.npz")
-
-
-def _seeded():
-    spec = importlib.util.spec_from_file_location("interop_seeded", ROOT / "scripts" / "interop_fixtures" / "seeded.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-seeded = _seeded()
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,17 @@
 """The hand-written readers: protobuf wire format, NDArray lists, symbol JSON, prototxt; hostile inputs."""
 
-import importlib.util
 import struct
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _interop import seeded
 from nin.errors import DataError
 from nin.interop import protowire as pw
 from nin.interop.caffe import parse_net
 from nin.interop.mxnet_params import parse_params
 from nin.interop.prototxt import parse_text
-
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("interop_seeded", ROOT / "scripts" / "interop_fixtures" / "seeded.py")
-seeded = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(seeded)
 
 
 # --- protobuf wire format ----------------------------------------------------------------------------

@@ -1,8 +1,6 @@
 """ImageNet preprocessing (Caffe and ModelHub presets), class names, and `nin import` end to end."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,18 +8,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from _interop import FIX, seeded
 from nin.cli import main
 from nin.data.preprocess import build_preprocessor, list_preprocessors, preprocessor_from_state
 from nin.errors import ConfigError
 from nin.interop.imagenet import ImageNetPreprocess
 from nin.interop.labels import imagenet_classes, read_classes
 from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT / "tests" / "fixtures" / "interop"
-spec = importlib.util.spec_from_file_location("interop_seeded", ROOT / "scripts" / "interop_fixtures" / "seeded.py")
-seeded = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(seeded)
 
 
 def _photo(w: int, h: int, mode: str = "RGB") -> Image.Image:

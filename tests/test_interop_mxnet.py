@@ -1,7 +1,6 @@
 """ModelHub's real MXNet graph with seeded weights in every .params layout must give MXNet's own outputs."""
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,25 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from _interop import FIX, MANIFEST, REF, seeded
 from nin.errors import DataError
 from nin.interop.importer import import_mxnet
 from nin.train.checkpoint import build_from_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT / "tests" / "fixtures" / "interop"
-MANIFEST = json.loads((FIX / "manifest.json").read_text())
-REF = np.load(FIX / "reference.npz")
 SYMBOLS = [FIX / "nin-symbol.json", FIX / "nin-symbol-mxnet19.json"]
-
-
-def _seeded():
-    spec = importlib.util.spec_from_file_location("interop_seeded", ROOT / "scripts" / "interop_fixtures" / "seeded.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-seeded = _seeded()
 
 
 @pytest.fixture(scope="module")
