@@ -98,3 +98,25 @@ def test_cuda_steps_do_not_wait_for_the_gpu(tmp_path):
         train(cfg, out_dir=tmp_path, progress=False, data=data, on_step=watch)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_inference_measures_eager_and_onnx_runtime():
+    from nin.bench.inference import measure_inference
+    from nin.data.preprocess import build_preprocessor
+    from nin.data.synthetic import synthetic_dataset
+    from nin.train.runtime import select_runtime
+
+    ds = synthetic_dataset((1, 28, 28), 10, 16, seed=3)
+    pre = build_preprocessor("scale")
+    speed = measure_inference(
+        build_model("nin_mnist_half"),
+        ds.images,
+        pre,
+        select_runtime("cpu", "fp32"),
+        rounds=2,
+        batch_size=8,
+        latency_samples=4,
+    )
+    assert speed.onnx_error is None
+    assert len(speed.eval_img_s) == len(speed.onnx_img_s) == 2 and min(speed.onnx_img_s) > 0
+    assert len(speed.latency_ms) == len(speed.onnx_latency_ms) == 4 and min(speed.onnx_latency_ms) > 0

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from nin.data.preprocess import Preprocessor
+from nin.serve.backends import ONNX_INPUT, ONNX_LOGITS
 from nin.train.evaluate import predict_logits
 from nin.train.runtime import Runtime
 
@@ -41,24 +42,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def _onnx_session(model: nn.Module, shape: tuple[int, int, int], threads: int):
     """An ONNX Runtime session for ``model`` (fp32, NCHW, dynamic batch), or raise why not."""
-    import onnxruntime as ort
+    from nin.export.onnx import torch_export
+    from nin.export.runtime import inference_session
 
-    cpu_model = _plain_copy(model)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.onnx")
-        # The TorchScript exporter needs no extra packages; the dynamo one would need onnxscript.
-        torch.onnx.export(
-            cpu_model,
-            (torch.zeros(1, *shape),),
-            path,
-            input_names=["x"],
-            output_names=["logits"],
-            dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-            dynamo=False,
-        )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        torch_export(_plain_copy(model), torch.zeros(1, *shape), path, [ONNX_LOGITS])
+        return inference_session(path, threads)
 
 
 def _plain_copy(model: nn.Module) -> nn.Module:
@@ -105,7 +95,7 @@ def measure_inference(
     for _ in range(3):
         single()
     if sess is not None:
-        sess.run(None, {"x": x_np[:batch_size]})
+        sess.run(None, {ONNX_INPUT: x_np[:batch_size]})
     for _ in range(rounds):
         sync()
         t0 = time.perf_counter()
@@ -118,11 +108,11 @@ def measure_inference(
         if sess is not None:
             t0 = time.perf_counter()
             for i in range(0, x_np.shape[0], batch_size):
-                sess.run(None, {"x": x_np[i : i + batch_size]})
+                sess.run(None, {ONNX_INPUT: x_np[i : i + batch_size]})
             out.onnx_img_s.append(x_np.shape[0] / (time.perf_counter() - t0))
             for _ in range(max(1, latency_samples // rounds)):
                 t0 = time.perf_counter()
-                sess.run(None, {"x": pre.apply(one).numpy()})
+                sess.run(None, {ONNX_INPUT: pre.apply(one).numpy()})
                 out.onnx_latency_ms.append(1000 * (time.perf_counter() - t0))
         if between is not None:
             between()

@@ -123,7 +123,10 @@ def check_parity(path: Path, graph: nn.Module, pixels: torch.Tensor) -> float:
     return float(np.abs(got - want).max())
 
 
-def _torch_export(graph: nn.Module, dummy: torch.Tensor, path: Path, outputs: list[str], opset: int) -> None:
+def torch_export(
+    graph: nn.Module, dummy: torch.Tensor, path: str | Path, outputs: list[str], opset: int = DEFAULT_OPSET
+) -> None:
+    """Write ``graph`` as ONNX: input ``pixels`` and ``outputs``, all with a dynamic batch axis."""
     axes = {name: {0: "batch"} for name in [ONNX_INPUT, *outputs]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
@@ -173,7 +176,7 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     outputs = [ONNX_LOGITS, ONNX_MAPS] if maps else [ONNX_LOGITS]
     try:
-        _torch_export(graph, parity_pixels((c, h, w), n=2, seed=1), out, outputs, opset)
+        torch_export(graph, parity_pixels((c, h, w), n=2, seed=1), out, outputs, opset)
     except Exception as exc:  # an op or a preprocessing step ONNX cannot express: say which, in one line
         out.unlink(missing_ok=True)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
