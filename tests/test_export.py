@@ -97,6 +97,19 @@ def test_a_parity_failure_removes_the_file(tmp_path):
     assert not out.exists()
 
 
+def test_an_export_onnx_runtime_refuses_is_not_kept(tmp_path, monkeypatch):
+    import nin.export.onnx
+
+    def refuse(path, threads=0):
+        raise CheckpointError(f"{path} is not a loadable ONNX model (unsupported opset)")
+
+    monkeypatch.setattr(nin.export.onnx, "inference_session", refuse)
+    out = tmp_path / "x.onnx"
+    with pytest.raises(CheckpointError, match=r"ONNX Runtime cannot run the ONNX export .*not kept \(try another"):
+        export_onnx(make_ckpt(), out)
+    assert not out.exists()
+
+
 def test_export_cli(ckpt_path, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
     assert main(["export", str(ckpt_path), "-o", str(out), "--json"]) == 0

@@ -95,6 +95,19 @@ def test_cifar_wrong_md5_and_truncated_archive(tmp_path, monkeypatch):
         load_dataset("cifar10", "train", str(tmp_path))
 
 
+def test_a_huge_wrong_archive_is_refused_without_being_loaded(tmp_path, monkeypatch):
+    import nin.data.locate
+
+    written = write_cifar(tmp_path, "cifar10", "python", archive=True)
+    _trust_cifar(monkeypatch, "cifar10", written, written["path"].read_bytes())
+    monkeypatch.setattr(nin.data.locate, "READ_ONCE_MAX_BYTES", written["path"].stat().st_size - 1)
+    with open(written["path"], "ab") as f:
+        f.write(bytes(4096))  # now bigger than any official file may be (here: the lowered cap)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self.name} read whole"))
+    with pytest.raises(DataError, match=r"has md5 .* not the official"):
+        load_dataset("cifar10", "test", str(tmp_path))
+
+
 def test_cifar_python_batch_with_wrong_md5(tmp_path):
     w = write_cifar(tmp_path, "cifar10", "python", per_batch=3)  # official per-batch md5s stay in force
     with pytest.raises(DataError, match=r"data_batch_1 has md5 .* not the official c99cafc152244af753f735de768cd75f"):
@@ -355,6 +368,14 @@ def test_image_folder_applies_exif_orientation_as_prediction_does(tmp_path):
     assert red[:8].mean() > 200 and red[-8:].mean() < 50  # red on top: the rotation was applied
 
 
+def test_image_folder_takes_panoramas_and_other_formats_that_serving_caps(tmp_path):
+    """The upload caps (12,000 px a side) do not apply to the user's own training images."""
+    _write_images(tmp_path / "wide", 1, (255, 0, 0), size=(12_500, 8))
+    _write_images(tmp_path / "webp", 1, (0, 0, 255), fmt="WEBP")
+    ds = load_dataset("imagefolder", "all", str(tmp_path))
+    assert ds.classes == ("webp", "wide") and ds.images[1, 0].float().mean() > 250
+
+
 def test_image_folder_train_test_layout_and_errors(tmp_path):
     _write_images(tmp_path / "train" / "a", 2, (10, 10, 10))
     _write_images(tmp_path / "train" / "b", 2, (200, 200, 200))
@@ -364,9 +385,14 @@ def test_image_folder_train_test_layout_and_errors(tmp_path):
     _write_images(tmp_path / "test" / "c", 1, (0, 0, 0))
     with pytest.raises(DataError, match=r"classes \['c'\] that .*train lacks"):
         load_dataset("imagefolder", "test", str(tmp_path))
+    good = (tmp_path / "train" / "a" / "0.png").read_bytes()
     (tmp_path / "train" / "a" / "0.png").write_bytes(b"not really a png")
-    with pytest.raises(DataError, match=r"0.png cannot be decoded"):
+    with pytest.raises(DataError, match=r"0.png is not an image of an accepted type .*; remove or replace it$"):
         load_dataset("imagefolder", "train", str(tmp_path))
+    (tmp_path / "train" / "a" / "0.png").write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match=r"0.png could not be decoded: .*; remove or replace it$"):
+        load_dataset("imagefolder", "train", str(tmp_path))
+    (tmp_path / "train" / "a" / "0.png").write_bytes(good)
     with pytest.raises(DataError, match="data_root=DIR"):
         load_dataset("imagefolder", "train", None)
     (tmp_path / "empty").mkdir()

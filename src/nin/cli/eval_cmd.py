@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"{m['model']} on {dataset}:{split}: accuracy {100 * m['accuracy']:.2f}% "
-            f"(error {m['error_pct']:.2f}%), loss {m['loss']:.4f}, n={m['n']}" + (" with test-time flips" * args.flip)
+            f"(error {m['error_pct']:.2f}%), loss {m['loss']:.4f}, n={m['n']}"
+            + (" with test-time flips" if args.flip else "")
         )
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 
-def add_overrides(p: argparse.ArgumentParser, help: str) -> None:
+def add_overrides(p: argparse.ArgumentParser, help_text: str) -> None:
     """``--set KEY=VALUE ...`` (repeatable) into ``args.overrides``."""
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help)
+    p.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help_text
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -56,11 +55,6 @@ def gunzip_if_gzipped(data: bytes, where: str) -> bytes:
         raise DataError(f"{where} is truncated (the gzip stream ends early)") from None
     except (OSError, zlib.error) as exc:
         raise DataError(f"{where} is a damaged gzip file ({exc})") from None
-
-
-def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read an IDX file, gunzipping it when it is gzipped."""
-    return parse_idx(gunzip_if_gzipped(path.read_bytes(), str(path)), str(path), ndim)
 
 
 def load_idx_dataset(name: str, split: str, root: str | None = None) -> Dataset:

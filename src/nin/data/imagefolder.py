@@ -1,4 +1,4 @@
-"""Users' own images: one sub-folder per class holding PNG/JPEG files.
+"""Users' own images: one sub-folder per class holding PNG/JPEG (or GIF, BMP, TIFF, WebP) files.
 
 Two layouts: ``DIR/train/<class>/*`` + ``DIR/test/<class>/*`` (the given splits), or ``DIR/<class>/*``,
 split 80/20 per class with a fixed seed. Images are converted to the model's channels and resized
@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from nin.data.dataset import Dataset, stratified_split
-from nin.data.images import open_image, pil_to_tensor
+from nin.data.images import IMAGE_SUFFIXES, SAFE_FORMATS, open_image, pil_to_tensor
 from nin.errors import DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-IMAGE_FORMATS = ("PNG", "JPEG")
+# The serving caps (12,000 px a side, 40 MP) guard against hostile uploads; a user's own folder may hold
+# panoramas and 100-MP phone photos, so only Pillow's decompression-bomb limit applies here.
+MAX_SIDE = 1 << 16
 TEST_FRACTION = 0.2
 SPLIT_SEED = 20131216
 
@@ -28,7 +30,7 @@ def class_folders(path: Path) -> dict[str, list[Path]]:
     """Class name -> sorted image files, for every sub-folder of ``path`` holding at least one image."""
     out = {}
     for d in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         if files:
             out[d.name] = files
     return out
@@ -38,10 +40,12 @@ def _decode(files: list[Path], channels: int, size: tuple[int, int]) -> torch.Te
     out = torch.empty((len(files), channels, *size), dtype=torch.uint8)
     for i, f in enumerate(files):
         try:
-            with open_image(f, formats=IMAGE_FORMATS) as img:
+            with open_image(f, formats=SAFE_FORMATS, max_pixels=Image.MAX_IMAGE_PIXELS, max_side=MAX_SIDE) as img:
                 out[i] = pil_to_tensor(img, channels, size)
-        except (DataError, OSError, ValueError) as exc:
-            raise DataError(f"{f} cannot be decoded as an image ({exc}); remove or replace it") from None
+        except DataError as exc:  # names the file and what is wrong with it
+            raise DataError(f"{exc}; remove or replace it") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{f} cannot be converted to an image tensor ({exc}); remove or replace it") from None
     return out
 
 
@@ -76,7 +80,7 @@ def load_image_folder(
     if not classes:
         where = path / "train" if given else path
         raise DataError(
-            f"no class sub-folders with {'/'.join(e[1:].upper() for e in IMAGE_EXTENSIONS)} images in {where}; "
+            f"no class sub-folders with {'/'.join(e[1:].upper() for e in IMAGE_SUFFIXES)} images in {where}; "
             "put each class's images in a sub-folder named after the class"
         )
     files = [f for c in classes for f in folders.get(c, [])]

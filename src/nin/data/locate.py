@@ -35,23 +35,31 @@ def _memo_key(path: Path, content: bool) -> tuple[str, int, int, bool]:
     return (os.path.realpath(path), st.st_size, st.st_mtime_ns, content)
 
 
+def _memoised(path: Path, content: bool, compute) -> str:
+    key = _memo_key(path, content)
+    if key in _MD5_MEMO:
+        return _MD5_MEMO[key]
+    digest = compute()
+    if key[1] >= _MEMO_MIN_BYTES:  # small files rehash in no time; mtimes are too coarse to tell rewrites apart
+        _MD5_MEMO[key] = digest
+    return digest
+
+
 def md5_file(path: str | os.PathLike, content: bool = False) -> str:
     """md5 of a file's bytes (``content``: of its gunzipped bytes); memoised per (path, size, mtime).
 
     Raises ``EOFError`` / ``gzip.BadGzipFile`` / ``zlib.error`` for a damaged ``.gz`` when ``content``.
     """
     path = Path(path)
-    key = _memo_key(path, content)
-    if key in _MD5_MEMO:
-        return _MD5_MEMO[key]
-    h = hashlib.md5(usedforsecurity=False)
-    opener = gzip.open if content else open
-    with opener(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    if key[1] >= _MEMO_MIN_BYTES:  # small files rehash in no time; mtimes are too coarse to tell rewrites apart
-        _MD5_MEMO[key] = h.hexdigest()
-    return h.hexdigest()
+
+    def stream() -> str:
+        h = hashlib.md5(usedforsecurity=False)
+        with (gzip.open if content else open)(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+        return h.hexdigest()
+
+    return _memoised(path, content, stream)
 
 
 def fetch_command(source: Source, root: str | os.PathLike | None) -> str:
@@ -70,7 +78,8 @@ def truncated_error(path: Path, have: int, want: int, source: Source, root) -> D
 
 
 class _Digest:
-    """The md5 of a file's bytes and of its gunzipped bytes: from disk (memoised), or from bytes already read."""
+    """The md5 of a file's bytes and of its gunzipped bytes (memoised per file): streamed from disk, or taken
+    of bytes already read; :meth:`content` of bytes in memory keeps the gunzipped bytes in ``gunzipped``."""
 
     def __init__(self, path: Path, data: bytes | None = None):
         self.path, self.data = path, data
@@ -83,14 +92,20 @@ class _Digest:
     def raw(self) -> str:
         if self.data is None:
             return md5_file(self.path)
-        return hashlib.md5(self.data, usedforsecurity=False).hexdigest()
+        data = self.data
+        return _memoised(self.path, False, lambda: hashlib.md5(data, usedforsecurity=False).hexdigest())
 
     def content(self) -> str:
         """Raises ``EOFError`` / ``gzip.BadGzipFile`` / ``zlib.error`` for a damaged gzip stream."""
         if self.data is None:
             return md5_file(self.path, content=True)
-        self.gunzipped = gzip.decompress(self.data)
-        return hashlib.md5(self.gunzipped, usedforsecurity=False).hexdigest()
+        data = self.data
+
+        def gunzip_and_hash() -> str:
+            self.gunzipped = gzip.decompress(data)
+            return hashlib.md5(self.gunzipped, usedforsecurity=False).hexdigest()
+
+        return _memoised(self.path, True, gunzip_and_hash)
 
 
 def check_file(path: Path, spec: FileSpec, source: Source, root=None) -> str:
@@ -101,15 +116,23 @@ def check_file(path: Path, spec: FileSpec, source: Source, root=None) -> str:
     return _verdict(_Digest(path), spec, source, root)
 
 
+# The official files read whole (IDX, CIFAR archives) are at most ~170 MB; anything much larger is not one
+# of them and is checked streaming, so a wrong multi-GB file is refused without being loaded.
+READ_ONCE_MAX_BYTES = 1 << 29
+
+
 def read_checked(path: Path, spec: FileSpec, source: Source, root=None) -> tuple[bytes, bytes | None]:
     """Read ``path`` once and verify those bytes as :func:`check_file` does.
 
     Returns (the file's bytes, their gunzipped form when the check already decompressed them, else None).
     """
-    digest = _Digest(path, path.read_bytes())
+    if path.stat().st_size > READ_ONCE_MAX_BYTES:
+        check_file(path, spec, source, root)
+        return path.read_bytes(), None
+    data = path.read_bytes()
+    digest = _Digest(path, data)
     _verdict(digest, spec, source, root)
-    assert digest.data is not None
-    return digest.data, digest.gunzipped
+    return data, digest.gunzipped
 
 
 def _verdict(digest: _Digest, spec: FileSpec, source: Source, root) -> str:

@@ -188,7 +188,14 @@ def export_onnx(
     diff, n = float("nan"), 0
     if verify:
         pixels = parity_pixels((c, h, w), n=5)  # a batch size other than the trace's: the axis is dynamic
-        diff, n = check_parity(out, graph, pixels), pixels.shape[0]
+        try:
+            diff, n = check_parity(out, graph, pixels), pixels.shape[0]
+        except CheckpointError as exc:  # ONNX Runtime refused what the exporter wrote: our fault, not the input's
+            out.unlink(missing_ok=True)
+            raise CheckpointError(
+                f"ONNX Runtime cannot run the ONNX export of {ckpt['model']['name']} (opset {opset}): {exc}; "
+                "the file was not kept (try another --opset)"
+            ) from None
         if not diff <= tolerance:
             out.unlink(missing_ok=True)
             raise CheckpointError(

@@ -21,20 +21,21 @@ def predict_logits(
 ) -> torch.Tensor:
     """Logits (N, K) in float32 on the CPU for uint8 images (N, C, H, W).
 
-    ``flips``: the mean logits of each image and its left-right mirror (test-time flips).
+    Args:
+        flips: return the mean logits of each image and its left-right mirror (test-time flips); the
+            mirror is taken of the raw image, before ``pre`` (a fitted ZCA matrix need not commute with it).
     """
     model.eval()
     out = []
     for i in range(0, images.shape[0], batch_size):
         batch = images[i : i + batch_size].to(rt.device, non_blocking=True)
-        # Mirrored before the preprocessing: a fitted ZCA matrix need not commute with the flip.
         views = (batch, batch.flip(3)) if flips else (batch,)
-        logits = 0
+        logits = []
         for v in views:
             x = pre.apply(v).contiguous(memory_format=rt.memory_format)
             with rt.autocast():
-                logits = logits + model(x).float()
-        out.append((logits / len(views)).cpu())
+                logits.append(model(x).float())
+        out.append(torch.stack(logits).mean(0).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -47,8 +48,11 @@ def evaluate(
     batch_size: int = 256,
     flips: bool = False,
 ) -> dict:
-    """``{"loss", "accuracy" (0-1), "error_pct", "n"}`` over the whole set, in eval mode (``flips``: see
-    :func:`predict_logits`)."""
+    """``{"loss", "accuracy" (0-1), "error_pct", "n"}`` over the whole set, in eval mode.
+
+    Args:
+        flips: score the mean logits of each image and its mirror (see :func:`predict_logits`).
+    """
     was_training = model.training
     logits = predict_logits(model, images, pre, rt, batch_size, flips)
     model.train(was_training)

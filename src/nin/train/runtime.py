@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import torch
 
+from nin import __version__
 from nin.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,6 @@ def cpu_model_name() -> str:
 
 def machine_info(rt: Runtime | None = None) -> dict:
     """What numbers were measured on (benchmarks and reproduction reports): CPU, threads, GPU, versions."""
-    from nin import __version__
-
     info = {
         "platform": f"{platform.system()} {platform.machine()}",
         "cpu": cpu_model_name(),
