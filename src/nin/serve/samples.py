@@ -20,7 +20,6 @@ from nin.data.images import IMAGE_SUFFIXES, open_image, to_mode
 from nin.errors import ConfigError
 from nin.serve.predictor import ModelInfo
 
-SAMPLE_EXTENSIONS = IMAGE_SUFFIXES
 MAX_SAMPLES = 200
 THUMBNAIL_SIZE = 128  # px, longer side
 MODEL_THUMBNAIL = "thumbnail.jpg"  # ModelHub's name for the model's own picture
@@ -98,13 +97,13 @@ class SampleSet:
         for path in sorted(folder.iterdir()):
             if path.name.upper().startswith("LICENSE") and path.is_file():
                 license_text = path.read_text(encoding="utf-8", errors="replace")
-            elif path.suffix.lower() in SAMPLE_EXTENSIONS and path.is_file() and path.stat().st_size <= max_bytes:
+            elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and path.stat().st_size <= max_bytes:
                 mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                 samples.append(Sample(path.name, path.read_bytes(), mime))
             if len(samples) >= MAX_SAMPLES:
                 break
         if not samples:
-            raise ConfigError(f"--samples {folder} holds no images ({', '.join(SAMPLE_EXTENSIONS)})")
+            raise ConfigError(f"--samples {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         return cls(samples, license_text or f"No licence file was found in the sample folder {folder.name}.")
 
     @classmethod
@@ -128,7 +127,7 @@ class SampleSet:
         samples = [
             Sample(p.name, p.read_bytes(), mimetypes.guess_type(p.name)[0] or "image/jpeg")
             for p in sorted(root.iterdir(), key=lambda p: p.name)
-            if p.name.lower().endswith(SAMPLE_EXTENSIONS)
+            if p.name.lower().endswith(IMAGE_SUFFIXES)
         ]
         return cls(samples, root.joinpath("LICENSE-sample_data.txt").read_text(encoding="utf-8"))
 

@@ -33,13 +33,12 @@ log = logging.getLogger(__name__)
 
 # Pillow formats behind the MIME types of the config (modelhub.INPUT_FORMATS).
 DECODE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
-IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 
 
 def declares_image(content_type: str | None, filename: str | None) -> bool:
     """Whether the client said it sends an accepted image type (by MIME type or file extension)."""
     ct = (content_type or "").split(";", 1)[0].strip().lower()
-    return ct in modelhub.INPUT_FORMATS or (filename or "").lower().endswith(IMAGE_EXTENSIONS)
+    return ct in modelhub.INPUT_FORMATS or (filename or "").lower().endswith(IMAGE_SUFFIXES)
 
 
 class ServiceState:

@@ -10,6 +10,12 @@ from nin.data.preprocess import Preprocessor
 from nin.train.runtime import Runtime
 
 
+def _logits(model: nn.Module, batch: torch.Tensor, pre: Preprocessor, rt: Runtime) -> torch.Tensor:
+    x = pre.apply(batch).contiguous(memory_format=rt.memory_format)
+    with rt.autocast():
+        return model(x).float()
+
+
 @torch.inference_mode()
 def predict_logits(
     model: nn.Module,
@@ -29,13 +35,10 @@ def predict_logits(
     out = []
     for i in range(0, images.shape[0], batch_size):
         batch = images[i : i + batch_size].to(rt.device, non_blocking=True)
-        views = (batch, batch.flip(3)) if flips else (batch,)
-        logits = []
-        for v in views:
-            x = pre.apply(v).contiguous(memory_format=rt.memory_format)
-            with rt.autocast():
-                logits.append(model(x).float())
-        out.append(torch.stack(logits).mean(0).cpu())
+        logits = _logits(model, batch, pre, rt)
+        if flips:
+            logits = (logits + _logits(model, batch.flip(3), pre, rt)) / 2
+        out.append(logits.cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
