@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from nin.data.preprocess import Preprocessor
-from nin.serve.backends import ONNX_INPUT, ONNX_LOGITS
+from nin.export.names import ONNX_INPUT, ONNX_LOGITS
 from nin.train.evaluate import predict_logits
 from nin.train.runtime import Runtime
 

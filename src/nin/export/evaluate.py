@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from nin.data.preprocess import Preprocessor, build_preprocessor, preprocessor_from_state
 from nin.errors import ConfigError
-from nin.serve.backends import ONNX_INPUT, ONNX_LOGITS
+from nin.export.names import ONNX_INPUT, ONNX_LOGITS
 from nin.train.runtime import Runtime, select_runtime
 
 

@@ -22,8 +22,8 @@ import torch.nn as nn
 
 from nin.data.preprocess import Preprocessor, preprocessor_from_state
 from nin.errors import CheckpointError
+from nin.export.names import ONNX_INPUT, ONNX_LOGITS, ONNX_MAPS, ONNX_META_KEY
 from nin.export.runtime import inference_session, parse_metadata
-from nin.serve.backends import ONNX_INPUT, ONNX_LOGITS, ONNX_MAPS, ONNX_META_KEY
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from nin.errors import ConfigError
+from nin.export.names import ONNX_INPUT, ONNX_LOGITS
 from nin.export.onnx import read_metadata, write_metadata
 from nin.export.runtime import inference_session, session_metadata
-from nin.serve.backends import ONNX_INPUT, ONNX_LOGITS
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nin.errors import CheckpointError
-from nin.serve.backends import ONNX_META_KEY
+from nin.export.names import ONNX_META_KEY
 
 INSTALL_HINT = "running an .onnx file needs onnxruntime: pip install 'nin[export]'"
 

@@ -16,14 +16,10 @@ import torch.nn as nn
 
 from nin.data.preprocess import Preprocessor
 from nin.errors import CheckpointError
+from nin.export.names import ONNX_INPUT, ONNX_LOGITS, ONNX_MAPS
 from nin.train.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-ONNX_INPUT = "pixels"  # float32 (N, C, H, W), raw 0-255 values; preprocessing is inside the graph
-ONNX_LOGITS = "logits"
-ONNX_MAPS = "class_maps"
-ONNX_META_KEY = "nin"  # metadata_props key holding the JSON description (classes, input, preprocess, ...)
 
 
 class TorchBackend:
