@@ -1,11 +1,14 @@
 # Set-up and the two everyday jobs. `make run` and `make test` create .venv and install everything first.
 #
-#   TORCH   the torch requirement installed before the package. Default: the CPU build 2.13.0.
+#   TORCH   the torch requirement installed before the package. Default: torch==2.13.0.
 #           GPU users: make run TORCH="torch"   (or any pip spec / wheel path for your CUDA version)
+#   TORCH_INDEX  an index to take torch from, e.g. the CPU-only wheels on Linux (PyPI's Linux torch bundles CUDA):
+#           make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
 #   PYTHON  interpreter used to create the venv (>= 3.10)
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 EXTRAS ?= data,serve,export,viz,dev
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
@@ -17,7 +20,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 

@@ -33,7 +33,7 @@ class StallDetector:
             what = "every class map is zero (all logits 0)" if dead_maps else "the loss is flat"
             return (
                 f"training has stalled: after {step} steps {what} and the loss sits at "
-                f"ln({round(math.exp(self.ln_k))}) = {self.ln_k:.4f}. This is the NIN trap of paper.md §6: the "
-                "ReLU before global average pooling with N(0, 0.05^2) init killed every class map."
+                f"ln({round(math.exp(self.ln_k))}) = {self.ln_k:.4f}. This is NIN's known trap (docs/reproduction.md, "
+                '"Known traps"): the ReLU before global average pooling with N(0, 0.05^2) init killed every class map.'
             )
         return None
