@@ -10,7 +10,7 @@ from nin.errors import ConfigError, TrainingError
 from nin.reproduce import PAPER_ROWS, reproduce, row_config, scale_epochs
 from nin.train.configs import get_config, list_configs
 
-# paper.md §2: the paper's test errors, the targets of the rows.
+# Tables 1-5: the paper's test errors, the targets of the rows.
 PAPER = {
     "cifar10": 10.41,
     "cifar10_aug": 8.81,
@@ -103,7 +103,7 @@ def test_recipes_and_epoch_scaling():
 
 @pytest.mark.parametrize("row", PAPER_ROWS)
 def test_paper_rows_follow_the_paper_recipe(row):
-    """paper.md §4-§5: lr, weight decay, groups, init, batch, schedule, preprocessing, epoch budget."""
+    """The paper recipe: lr, weight decay, groups, init, batch, schedule, preprocessing, epoch budget."""
     cfg = get_config(row)
     assert cfg.paper_error == PAPER.get(row) and cfg.paper_ref
     assert (cfg.batch_size, cfg.momentum, cfg.bias_lr_mult, cfg.last_lr_mult) == (128, 0.9, 2.0, 0.1)

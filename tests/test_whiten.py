@@ -1,4 +1,4 @@
-"""GCN, ZCA and LCN (paper.md §5): the maths, the state in checkpoints, and the fit cache."""
+"""GCN, ZCA and LCN (pylearn2's pipelines): the maths, the state in checkpoints, and the fit cache."""
 
 import io
 import logging

@@ -2,7 +2,7 @@
 
 Convention (stated wherever a GFLOP/s figure is printed): 1 MAC = 2 FLOP; a training step costs 3x the
 forward (forward, gradient w.r.t. activations, gradient w.r.t. weights). NIN-CIFAR10 is 222.5 M MACs per
-32x32 image forward (paper.md §3), so 1.335 GFLOP per image per training step and 0.445 GFLOP per image
+32x32 image forward (Table 1 widths), so 1.335 GFLOP per image per training step and 0.445 GFLOP per image
 in evaluation.
 """
 

@@ -51,7 +51,7 @@ def parse_binary_batch(data: bytes, where: str, label_bytes: int, num_classes: i
 def load_cifar(name: str, split: str, root: str | None = None) -> Dataset:
     """CIFAR-10 (``name="cifar10"``) or CIFAR-100 (``"cifar100"``, fine labels) split ``split``.
 
-    Splits: ``train`` (50,000), ``test`` (10,000), and the paper's tuning split (paper.md §4):
+    Splits: ``train`` (50,000), ``test`` (10,000), and the paper's tuning split (§4.2):
     ``train40k`` / ``valid`` = the first 40,000 / last 10,000 training images.
     """
     source = get_source(name)

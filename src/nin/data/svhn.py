@@ -1,5 +1,5 @@
 """SVHN reader: ``train/test/extra_32x32.mat`` (MATLAB v5: X (32, 32, 3, N) uint8, y (N, 1), label 10 = digit 0),
-read with scipy (extra ``data``), and the maxout validation split the paper uses (paper.md §4).
+read with scipy (extra ``data``), and the maxout validation split the paper uses (§4.4).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from nin.data.locate import check_file, require_files
 from nin.data.sources import DIGITS, Source, get_source
 from nin.errors import DataError
 
-# The maxout split (paper.md §4): validation = 400 per class from train + 200 per class from extra.
+# The maxout split (paper §4.4): validation = 400 per class from train + 200 per class from extra.
 VALID_PER_CLASS = (400, 200)
 # Deviation from paper: which images pylearn2 held out is not recoverable; ours are drawn per class
 # with this fixed seed, so the split is the same on every machine.
@@ -72,7 +72,7 @@ def _read(source: Source, paths: dict[str, Path], name: str, root) -> tuple[np.n
 
 
 def load_svhn(split: str, root: str | None = None) -> Dataset:
-    """SVHN split ``split``: ``train`` (train + extra minus validation: 598,388 images, paper.md §4),
+    """SVHN split ``split``: ``train`` (train + extra minus validation: 598,388 images, paper §4.4),
     ``valid`` (6,000), ``test`` (26,032) or ``train_only`` (the 73,257 images of train_32x32.mat).
     """
     source = get_source("svhn")

@@ -1,4 +1,4 @@
-"""The paper's preprocessing (paper.md §5, pylearn2's maxout pipelines) as batched torch ops on any device.
+"""The paper's preprocessing (pylearn2's maxout pipelines; docs/reproduction.md) as batched torch ops on any device.
 
 - ``gcn_zca`` (CIFAR-10/100): global contrast normalisation — per image, subtract its mean, divide by its
   L2 norm, times 55 — then ZCA whitening fit on the training split: W = V diag(1/sqrt(lambda + 0.1)) V^T
@@ -61,7 +61,7 @@ def zca_matrix_low_rank(centred: torch.Tensor, eps: float) -> torch.Tensor:
 
 @register_preprocessor
 class GCNZCA(Preprocessor):
-    """GCN (x ``scale``) then ZCA whitening with ``eps`` shrinkage, fit on the training split (paper.md §5)."""
+    """GCN (x ``scale``) then ZCA whitening with ``eps`` shrinkage, fit on the training split (pylearn2)."""
 
     name = "gcn_zca"
     needs_fit = True
@@ -142,7 +142,7 @@ def lcn(x: torch.Tensor, kernel: torch.Tensor, threshold: float = 1e-4) -> torch
 
 @register_preprocessor
 class GCNLCN(Preprocessor):
-    """SVHN's preprocessing (paper.md §5): GCN (x ``scale``), then per-channel LCN (7x7 Gaussian, sigma 2)."""
+    """SVHN's preprocessing (pylearn2): GCN (x ``scale``), then per-channel LCN (7x7 Gaussian, sigma 2)."""
 
     name = "gcn_lcn"
     needs_fit = False  # nothing is fit; the kernel is stored so a checkpoint carries the exact transform

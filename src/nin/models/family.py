@@ -1,6 +1,6 @@
 """The registered NIN nets: the paper's CIFAR-10/100, SVHN and MNIST nets and the ImageNet NIN of the
-Caffe/MXNet model zoos. Widths, kernels and init stds are the author's cuda-convnet and Caffe files
-(paper.md §3); every builder returns the exact parameter count listed there.
+Caffe/MXNet model zoos. Widths, kernels and init stds are the author's cuda-convnet and Caffe files;
+every builder returns the exact parameter count listed there.
 """
 
 from __future__ import annotations

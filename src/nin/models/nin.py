@@ -36,7 +36,7 @@ class BlockSpec:
     pool: str | None = "max"
     dropout_after: bool = False
     dropout_before: bool = False
-    # Paper init: N(0, std^2) per layer name (paper.md §3); layers not listed use `default_std`.
+    # Paper init: N(0, std^2) per layer name (cuda-convnet layer files); layers not listed use `default_std`.
     stds: dict[str, float] = field(default_factory=dict)
 
 
@@ -48,7 +48,7 @@ class NIN(nn.Module):
         in_channels: image channels (3 for colour, 1 for digits).
         dropout: probability of the paper's dropout layers (0.5 in the paper; 0 disables them).
         batch_norm: batch norm after every conv (the Torch NIN+BN variant; paper: off).
-        final_relu: ReLU on the class maps before GAP (paper: on; see paper.md §6 trap 1).
+        final_relu: ReLU on the class maps before GAP (paper: on; see docs/reproduction.md, known trap 1).
         init: ``"paper"`` (per-layer N(0, std^2), biases 0) or ``"kaiming"`` (He normal, fan-in).
         default_std: the paper-init standard deviation of layers without their own.
         input_size: (H, W) the net was designed for; recorded, not enforced (GAP takes any size).
@@ -129,7 +129,7 @@ class NIN(nn.Module):
         return list(self.named_layers().values())[-1]
 
     def init_weights(self, scheme: str = "paper") -> None:
-        """Re-initialise: ``paper`` = N(0, std^2) per layer, biases 0 (paper.md §3); ``kaiming`` = He."""
+        """Re-initialise: ``paper`` = N(0, std^2) per layer, biases 0 (cuda-convnet layer files); ``kaiming`` = He."""
         for name, conv in self.named_layers().items():
             if scheme == "paper":
                 nn.init.normal_(conv.weight, 0.0, self._stds[name])

@@ -1,4 +1,4 @@
-"""Reproduce the paper's experiments (paper.md §2) and report our numbers beside the paper's."""
+"""Reproduce the paper's experiments (Tables 1-5, §4.6) and report our numbers beside the paper's."""
 
 from nin.reproduce.rows import PAPER_ROWS, RECIPES, row_config, scale_epochs
 from nin.reproduce.runner import RowResult, reproduce

@@ -9,8 +9,8 @@ from nin.errors import ConfigError
 from nin.train.config import TrainConfig, validate
 from nin.train.configs import get_config, list_configs
 
-# Every experiment of the paper that nin can run, in the paper's order (paper.md §2): Tables 1-4, Table 5,
-# §4.6. Each name is a registered config carrying the paper's number (None where paper.md gives none).
+# Every experiment of the paper that nin can run, in the paper's order: Tables 1-4, Table 5,
+# §4.6. Each name is a registered config carrying the paper's number (None for the §4.6 rows).
 PAPER_ROWS: tuple[str, ...] = (
     "cifar10",
     "cifar10_aug",

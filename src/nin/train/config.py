@@ -19,7 +19,7 @@ class TrainConfig:
 
     name: str = "custom"
     description: str = ""
-    # --- model (paper.md §3) ---
+    # --- model (paper Tables 1-4) ---
     model: str = "nin_mnist"  # a name from `nin list`
     dropout: float = 0.5  # p of the dropout after pool1/pool2 (paper: 0.5)
     batch_norm: bool = False  # BN after every conv (modern; paper: off)
@@ -33,7 +33,7 @@ class TrainConfig:
     preprocess: str = "mean_std"  # none | scale | mean_std | gcn_zca | gcn_lcn | ...
     translate: int = 0  # random translation, pixels in each direction (paper CIFAR-10 aug row)
     flip: bool = False  # random horizontal flips (never for digits)
-    # --- optimisation (paper.md §4) ---
+    # --- optimisation (the paper recipe: docs/reproduction.md) ---
     epochs: int = 10
     batch_size: int = 128  # global batch, images per step (paper: 128)
     lr: float = 0.1  # learning rate of weights (paper: 0.1; CIFAR-100 0.02)

@@ -1,6 +1,6 @@
 """The paper's SGD parameter groups and the learning-rate schedules.
 
-Paper recipe (paper.md §4, from cuda-convnet's update rule): weights at lr with weight decay, biases at
+Paper recipe (docs/reproduction.md; from cuda-convnet's update rule): weights at lr with weight decay, biases at
 2x lr without decay, the last cccp layer at 0.1x; momentum 0.9. BN parameters never decay.
 """
 

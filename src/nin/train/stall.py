@@ -1,4 +1,4 @@
-"""Detect the paper net's known stall (paper.md §6 trap 1): every class map dead, loss flat at ln K.
+"""Detect the paper net's known stall (docs/reproduction.md, known trap 1): every class map dead, loss flat at ln K.
 
 The ReLU before GAP plus N(0, 0.05^2) init and lr 0.1 can push every class map below zero; the ReLU then
 outputs zeros, all logits are 0, the loss is exactly ln K and no gradient flows. It never recovers.

@@ -1,7 +1,7 @@
 """Class activation maps (Zhou et al. 2016) from NIN's class maps: upsample, overlay, localise.
 
 NIN's last mlpconv emits one confidence map per class and GAP averages it into the logit (paper §3.2,
-Fig. 4), so the map of class c *is* the CAM of class c with identity weights (paper.md §1). Everything
+Fig. 4), so the map of class c *is* the CAM of class c with identity weights. Everything
 here works on plain arrays: numpy / torch in, an RGB uint8 array out. Only the colormap comes from
 matplotlib (``matplotlib.colormaps``, which needs no backend and no pyplot).
 """
