@@ -10,7 +10,7 @@ from nin.train.config import TrainConfig, validate
 from nin.train.configs import get_config, list_configs
 
 # Every experiment of the paper that nin can run, in the paper's order: Tables 1-4, Table 5,
-# §4.6. Each name is a registered config carrying the paper's number (None for the §4.6 rows).
+# §4.6. Each name is a registered config carrying the paper's number.
 PAPER_ROWS: tuple[str, ...] = (
     "cifar10",
     "cifar10_aug",
