@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ from PIL import Image, ImageOps
 from nin.data.images import open_image, to_pil
 from nin.data.preprocess import Preprocessor, preprocessor_from_state
 from nin.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from nin.predict.rows import PredictionRow
 
 ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray | torch.Tensor
 
@@ -236,6 +240,25 @@ class Predictor:
             Prediction([self.classes[i] for i in idx.tolist()], [float(v) for v in val.tolist()], idx.tolist())
             for val, idx in zip(values, indices)
         ]
+
+    def predict_many(
+        self,
+        paths: Iterable[str | os.PathLike],
+        batch_size: int = 64,
+        workers: int | None = None,
+        top_k: int = 5,
+        cam_box: bool = False,
+    ) -> Iterator[PredictionRow]:
+        """Image files in, one :class:`nin.predict.PredictionRow` per file out, in order, as they are ready.
+
+        ``paths`` is streamed (a generator of millions is fine; :func:`nin.predict.expand_inputs` walks
+        folders and ``@LIST`` files); files are decoded in ``workers`` processes (``None``: one per core but
+        one; 0: in this process) and run ``batch_size`` at a time. A file that cannot be read gets a row with
+        ``error`` set, and the others go on. ``cam_box`` adds the top class's CAM box. See :mod:`nin.predict`.
+        """
+        from nin.predict.engine import predict_paths
+
+        return predict_paths(self, paths, batch_size=batch_size, workers=workers, top_k=top_k, cam_box=cam_box)
 
     def class_maps(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
         """The pre-GAP class maps (paper Fig. 4) upsampled bilinearly to the input: (N, K, H, W)."""

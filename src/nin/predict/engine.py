@@ -1,0 +1,99 @@
+"""The batch loop: decoded chunks through the model, one :class:`PredictionRow` per input file, in input order."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Iterator
+
+import torch
+
+from nin.errors import ConfigError
+from nin.predict.decode import DecodedChunk, chunks, decoded_chunks, default_workers
+from nin.predict.rows import PredictionRow
+from nin.serve.predictor import Predictor, upsample_maps
+
+
+def check_options(predictor: Predictor, batch_size: int, workers: int | None, top_k: int, cam_box: bool) -> int:
+    """Validate the batch options (one-line errors); returns the worker count to use."""
+    for name, value in (("batch_size", batch_size), ("top_k", top_k)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if workers is None:
+        workers = default_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"workers must be 0 (decode in this process) or more, got {workers!r}")
+    if cam_box and not predictor.has_class_maps:
+        raise ConfigError(
+            f"--cam-box needs class maps, and model {predictor.info.name!r} has none "
+            "(a fully connected head, or an ONNX file exported without them)"
+        )
+    return workers
+
+
+def top_class_boxes(
+    maps: torch.Tensor, top: list[int], size: tuple[int, int]
+) -> list[tuple[int, int, int, int] | None]:
+    """The CAM box (CAM paper §4) of each row's top class, in input pixels: maps (N, K, h, w) -> N boxes."""
+    from nin.viz.cam import cam_box
+
+    rows = torch.arange(maps.shape[0])
+    chosen = maps[rows, torch.as_tensor(top, dtype=torch.long)][:, None]  # (N, 1, h, w)
+    up = upsample_maps(chosen, size)[:, 0]  # (N, H, W)
+    return [cam_box(m) for m in up]
+
+
+def rows_of_chunk(predictor: Predictor, decoded: DecodedChunk, top_k: int, cam_box: bool) -> list[PredictionRow]:
+    """One forward pass over the chunk's decoded images; error rows keep their place among the others."""
+    preds, boxes = [], []
+    if decoded.pixels.shape[0]:
+        logits, maps = predictor.run(decoded.pixels, maps=cam_box)
+        preds = predictor.top_k(torch.softmax(logits, dim=1), top_k)
+        if cam_box:
+            boxes = top_class_boxes(maps, [p.indices[0] for p in preds], predictor.input_shape[1:])
+    good = iter(range(len(preds)))
+    out = []
+    for index, path, error in zip(decoded.indices, decoded.paths, decoded.errors):
+        if error:
+            out.append(PredictionRow(index, path, None, error))
+        else:
+            i = next(good)
+            out.append(PredictionRow(index, path, preds[i], "", boxes[i] if boxes else None))
+    return out
+
+
+def host_side(predictor: Predictor) -> Predictor:
+    """A backend-less copy of ``predictor`` for decoding workers: preprocessing and input shape, no model."""
+    return Predictor(None, predictor.preprocessor, predictor.info)
+
+
+def predict_batches(
+    predictor: Predictor,
+    items: Iterable[tuple[int, str]],
+    *,
+    batch_size: int = 64,
+    workers: int | None = None,
+    top_k: int = 5,
+    cam_box: bool = False,
+) -> Iterator[list[PredictionRow]]:
+    """The rows of ``(index, path)`` pairs (increasing indices, gaps allowed), one list per batch.
+
+    Batches are formed by ``index // batch_size`` (see :func:`nin.predict.decode.chunks`) and decoded in
+    ``workers`` processes. The options are checked here, before the first batch is asked for.
+    """
+    workers = check_options(predictor, batch_size, workers, top_k, cam_box)
+    device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
+    pin = device is not None and device.type == "cuda"
+
+    def batches() -> Iterator[list[PredictionRow]]:
+        stream = chunks(items, batch_size)
+        for decoded in decoded_chunks(host_side(predictor), stream, workers, pin_memory=pin):
+            yield rows_of_chunk(predictor, decoded, top_k, cam_box)
+
+    return batches()
+
+
+def predict_paths(predictor: Predictor, paths: Iterable[str | os.PathLike], **options) -> Iterator[PredictionRow]:
+    """Rows for image paths, in order: the implementation of :meth:`Predictor.predict_many`."""
+    batches = predict_batches(predictor, ((i, os.fspath(p)) for i, p in enumerate(paths)), **options)
+    return itertools.chain.from_iterable(batches)

@@ -1,0 +1,190 @@
+"""``--out FILE``: a whole input stream through the model into one results file, resumable, one or many ranks.
+
+The flow on every rank: rank 0 checks what is on disk and picks the run number; each rank reads which paths
+are already written, predicts the chunks of its shard that are not, and publishes one part file per batch
+(:mod:`nin.predict.parts`); when all ranks are done, rank 0 merges the parts in input order into
+``FILE.tmp`` and renames it to ``FILE``. Until that rename an older ``FILE`` is left as it was.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nin.errors import ConfigError, NinError
+from nin.predict import parts, shard
+from nin.predict.engine import check_options, predict_batches
+from nin.predict.formats import output_format, read_table, write_table
+from nin.predict.rows import Columns
+from nin.serve.predictor import Predictor
+from nin.train.distributed import DistContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``rows``/``failed`` count the finished file; the rest count this rank's own work."""
+
+    rows: int = 0  # rows in --out
+    failed: int = 0  # error rows in --out
+    predicted: int = 0  # rows this rank produced in this run
+    skipped: int = 0  # inputs of this rank's shard already in --out or its journal
+    seconds: float = 0.0  # from the first batch out of the model to the last (start-up excluded)
+    steady_images: int = 0  # images after the first batch, over ``seconds``
+
+    @property
+    def img_s(self) -> float:
+        return self.steady_images / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _prepare(out: Path, columns: Columns, model: str, resume: bool, overwrite: bool) -> int:
+    """Rank 0: check ``--out`` and its journal against the options; returns this run's number."""
+    folder = parts.parts_dir(out)
+    if not resume and (out.exists() or folder.exists()):
+        what = f"{out} already exists" if out.exists() else f"{folder} holds an unfinished run"
+        if not overwrite:
+            raise ConfigError(f"{what}: add --resume to predict only the files it lacks, or --overwrite to start again")
+        parts.remove_journal(folder)  # an old --out stays until the new one replaces it
+    if resume and out.exists():
+        have = read_table(out)[0]
+        if have is not None and have != columns:
+            raise ConfigError(
+                f"{out} has the columns of --top-k {have.top_k}{' --cam-box' if have.cam_box else ''}; "
+                "resume it with the same options"
+            )
+    if folder.exists():
+        parts.check_meta(folder, columns, model)
+        parts.remove_unfinished(folder)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
+    parts.write_meta(folder, columns, model)
+    return parts.next_run(folder)
+
+
+def _agree_on_run(out: Path, columns: Columns, model: str, resume: bool, overwrite: bool, ctx: DistContext) -> int:
+    """Rank 0 prepares; every rank gets the run number, or raises the same one-line error."""
+    answer: tuple = ()
+    if ctx.is_main:
+        try:
+            answer = ("ok", _prepare(out, columns, model, resume, overwrite))
+        except NinError as exc:
+            answer = ("error", str(exc))
+            if not ctx.enabled:
+                raise
+    answer = shard.from_main(answer, ctx)
+    if answer[0] == "error":
+        raise ConfigError(answer[1])
+    return int(answer[1])
+
+
+def _base_records(out: Path, resume: bool) -> Iterator[dict]:
+    if resume and out.exists():
+        yield from read_table(out)[1]
+
+
+def _merge(out: Path, columns: Columns, resume: bool) -> tuple[int, int]:
+    """Rank 0: base rows + parts in input order -> ``out`` (via a renamed temporary); returns (rows, failed)."""
+    folder = parts.parts_dir(out)
+    base_done = parts.DoneSet(r["path"] for r in _base_records(out, resume)) if resume and out.exists() else None
+    failed = 0
+
+    def counted(records: Iterable[dict]) -> Iterator[dict]:
+        nonlocal failed
+        for rec in records:
+            failed += bool(rec["error"])
+            yield rec
+
+    tmp = out.with_name(out.name + ".tmp")
+    records = parts.merged_records(folder, _base_records(out, resume), base_done)
+    rows = write_table(tmp, columns, counted(records), fmt=output_format(out))
+    with tmp.open("rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    parts.fsync_dir(out.parent)
+    parts.remove_journal(folder)
+    return rows, failed
+
+
+def predict_to_file(
+    predictor: Predictor,
+    inputs: Iterable[str],
+    out: str | os.PathLike,
+    *,
+    batch_size: int = 64,
+    workers: int | None = None,
+    top_k: int = 5,
+    cam_box: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    ctx: DistContext | None = None,
+) -> RunSummary:
+    """Predict every input path into ``out`` (``.csv``, ``.jsonl`` or ``.parquet``), one row each, in input order.
+
+    Args:
+        predictor: the model.
+        inputs: image paths in input order (see :func:`nin.predict.inputs.expand_inputs`); streamed.
+        out: the results file.
+        batch_size: images per forward pass (and per part file).
+        workers: decoding processes (``None``: one per core but one, at most 8; 0: decode in this process).
+        top_k: classes per row (capped at the class count).
+        cam_box: add the top class's CAM box.
+        resume: skip the paths already in ``out`` or in the journal of an interrupted run.
+        overwrite: replace an existing ``out`` (and drop an unfinished journal) instead of refusing.
+        progress: a progress bar (img/s) on this rank's standard error.
+        ctx: the torchrun group (see :func:`nin.predict.shard.join_group`); ``None`` for one process.
+    """
+    out = Path(out)
+    ctx = ctx or DistContext()
+    output_format(out)
+    columns = Columns(min(top_k, len(predictor.classes)), cam_box)
+    model = predictor.info.sha256 or predictor.info.name
+    workers = check_options(predictor, batch_size, workers, top_k, cam_box)  # on every rank, before the disk
+    run = _agree_on_run(out, columns, model, resume, overwrite, ctx)
+    folder = parts.parts_dir(out)
+    done = parts.DoneSet(itertools.chain((r["path"] for r in _base_records(out, resume)), parts.journal_paths(folder)))
+    summary = RunSummary()
+
+    def mine() -> Iterator[tuple[int, str]]:
+        for index, path in enumerate(inputs):
+            if shard.takes(index // batch_size, ctx):
+                if path in done:
+                    summary.skipped += 1
+                else:
+                    yield index, path
+
+    if len(done) and ctx.is_main:
+        log.info("resuming: %d rows already written", len(done))
+    batches = predict_batches(predictor, mine(), batch_size=batch_size, workers=workers, top_k=top_k, cam_box=cam_box)
+    _write_parts(batches, folder, run, columns, batch_size, ctx, progress, summary)
+    shard.wait_all(ctx)
+    counts = _merge(out, columns, resume) if ctx.is_main else (0, 0)
+    summary.rows, summary.failed = shard.from_main(counts, ctx)
+    return summary
+
+
+def _write_parts(batches, folder: Path, run: int, columns: Columns, batch_size: int, ctx, progress, summary) -> None:
+    """One part file per batch; fills in the summary's counts and its steady-state timing."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(unit="img", disable=not progress, dynamic_ncols=True, leave=False)
+    t_first = None
+    try:
+        for batch in batches:
+            chunk = batch[0].index // batch_size
+            parts.write_part(folder, run, ctx.rank, chunk, ((r.index, r.record(columns)) for r in batch))
+            summary.predicted += len(batch)
+            if t_first is None:
+                t_first = time.perf_counter()  # the first batch carries the start-up: workers, warm-up
+            else:
+                summary.steady_images += len(batch)
+                summary.seconds = time.perf_counter() - t_first
+            bar.update(len(batch))
+    finally:
+        bar.close()

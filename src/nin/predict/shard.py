@@ -1,0 +1,58 @@
+"""Prediction under ``torchrun``: which rank takes which batch, and the few messages the ranks exchange.
+
+Each rank takes every ``world``-th chunk of the input (chunk ``c`` goes to rank ``c % world``): a
+deterministic shard that needs no count of the input in advance, keeps every rank busy to the end of a
+stream, and gives each rank the very batches a single process would run. Only control messages cross ranks
+(the run number, "all parts written", the final counts), so the group always uses gloo on the CPU, whatever
+device the model runs on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch.distributed as dist
+
+from nin.errors import ConfigError
+from nin.train.distributed import DistContext, env_world_size, leave
+
+# Ranks wait for each other only at the end of their shards; one rank can be slowed by a folder of large
+# photos, so the wait is allowed to be long.
+_GROUP_TIMEOUT = datetime.timedelta(hours=12)
+
+
+def join_group() -> DistContext:
+    """Join the group torchrun describes (``WORLD_SIZE`` > 1), or return the single-process context."""
+    if dist.is_available() and dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if env_world_size() <= 1:
+        return DistContext()
+    if not dist.is_available():
+        raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed; run one process")
+    dist.init_process_group("gloo", timeout=_GROUP_TIMEOUT)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return DistContext(dist.get_rank(), dist.get_world_size(), local, owns_group=True)
+
+
+def takes(chunk: int, ctx: DistContext) -> bool:
+    """Whether this rank predicts chunk number ``chunk``."""
+    return chunk % ctx.world == ctx.rank
+
+
+def from_main(value, ctx: DistContext):
+    """Rank 0's ``value`` on every rank (any picklable object)."""
+    if not ctx.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wait_all(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def done(ctx: DistContext) -> None:
+    leave(ctx)
