@@ -123,6 +123,7 @@ def _to_file(args: argparse.Namespace, predictor, inputs, ctx) -> int:
         if s.failed:
             print(f"nin predict: {s.failed:,} files could not be classified: see the error column", file=sys.stderr)
     if s.rows == 0:
+        args.out.unlink(missing_ok=True)  # a results file without a row holds nothing worth keeping
         raise _no_images(args.paths)
     return EXIT_ROWS_FAILED if s.failed else 0
 
