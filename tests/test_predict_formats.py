@@ -7,7 +7,7 @@ import pytest
 
 from nin.errors import ConfigError, DataError
 from nin.predict.formats import output_format, read_table, write_table
-from nin.predict.parts import DoneSet, list_parts, merged_records, write_part
+from nin.predict.parts import DoneSet, drop_damaged, list_parts, merged_records, write_part
 from nin.predict.rows import Columns, PredictionRow
 from nin.serve.predictor import Prediction
 
@@ -99,3 +99,14 @@ def test_parts_merge_back_into_input_order_and_the_done_set_knows_them(tmp_path)
     assert len(done) == 5 and "4.png" in done and "5.png" not in done and "x" not in DoneSet()
     # A merge stopped after publishing --out: rows already in the base are not written twice.
     assert list(merged_records(tmp_path, rows[:8], DoneSet(r["path"] for r in rows[:8]))) == rows
+
+
+def test_parts_damaged_from_outside_are_dropped_to_be_predicted_again(tmp_path):
+    rec = PredictionRow(0, "0.png", Prediction(["a"], [1.0], [0])).record(Columns(1))
+    for chunk in range(3):
+        write_part(tmp_path, 1, 0, chunk, [(chunk, {**rec, "path": f"{chunk}.png"})])
+    parts = list_parts(tmp_path)[(1, 0)]
+    parts[1].write_bytes(b"")  # e.g. a copy that lost its data
+    parts[2].write_bytes(parts[2].read_bytes()[:20])  # torn
+    assert drop_damaged(tmp_path) == 2
+    assert [r["path"] for r in merged_records(tmp_path)] == ["0.png"]

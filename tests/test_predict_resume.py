@@ -42,7 +42,7 @@ def _published(parts):
 
 
 def test_resume_after_kill_9_gives_the_uninterrupted_file(setup, tmp_path):
-    root, ckpt, paths, listing = setup
+    _root, ckpt, paths, listing = setup
     reference = tmp_path / "reference.csv"
     _run(ckpt, f"@{listing}", "--out", str(reference), "--workers", "1", *OPTS)
 
@@ -88,7 +88,7 @@ def test_resume_after_kill_9_gives_the_uninterrupted_file(setup, tmp_path):
 
 @pytest.mark.slow
 def test_two_gloo_processes_under_torchrun_write_the_single_process_file(setup, tmp_path):
-    root, ckpt, paths, listing = setup
+    root, ckpt, paths, _listing = setup
     single = tmp_path / "one.jsonl"
     _run(ckpt, str(root / "imgs"), "--out", str(single), "--workers", "0", *OPTS)
     ddp = tmp_path / "ddp.jsonl"

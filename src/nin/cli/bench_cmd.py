@@ -1,4 +1,5 @@
-"""``nin bench``: training/eval throughput vs the GEMM peak and a textbook loop, latency, time-to-accuracy."""
+"""``nin bench``: training/eval throughput vs the GEMM peak and a textbook loop, latency, time-to-accuracy,
+batch prediction (``--predict DIR``)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="--tta: a fixed one-cycle schedule of this many epochs (default: sized to the budget)",
     )
+    p.add_argument(
+        "--predict",
+        metavar="DIR",
+        default=None,
+        help="batch prediction instead: `nin predict DIR --out` vs the bare batched forward vs a per-image loop",
+    )
+    p.add_argument("--checkpoint", default=None, help="--predict: the model (default: untrained NIN-MNIST + BN)")
+    p.add_argument(
+        "--write-digits",
+        type=int,
+        default=0,
+        metavar="N",
+        help="--predict: first write N embedded MNIST digits (PNG, nested folders) and two broken files into DIR",
+    )
+    p.add_argument("--workers", type=int, default=None, help="--predict: decoding processes (default: cores - 1)")
+    p.add_argument("--loop-limit", type=int, default=0, help="--predict: files for the per-image loop (0: all)")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
@@ -55,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.tta is not None:
+    if args.predict is not None:
+        result, text = _predict_bench(args)
+    elif args.tta is not None:
         from nin.bench.tta import TTAOptions, format_tta, run_tta
 
         result = run_tta(
@@ -100,3 +119,22 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(result) if args.json else text)
     sys.stdout.flush()
     return 0
+
+
+def _predict_bench(args: argparse.Namespace) -> tuple[dict, str]:
+    from nin.bench.predict import PredictBenchOptions, format_predict, run_predict_bench, write_digit_folder
+
+    if args.write_digits:
+        write_digit_folder(args.predict, args.write_digits)
+    opts = PredictBenchOptions(
+        folder=args.predict,
+        checkpoint=args.checkpoint,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        rounds=args.rounds,
+        loop_limit=args.loop_limit,
+    )
+    result = run_predict_bench(opts)
+    return result, format_predict(result)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -26,6 +27,8 @@ import numpy as np
 
 from nin.errors import ConfigError
 from nin.predict.rows import Columns
+
+log = logging.getLogger(__name__)
 
 INDEX_KEY = "i"
 META = "meta.json"
@@ -50,14 +53,17 @@ def fsync_dir(folder: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """``path`` holds ``data`` whole, or is untouched: write a sibling, fsync it, rename it over."""
+    """``path`` holds ``data`` whole, or is untouched: write a sibling, fsync it, rename it over.
+
+    The fsync before the rename is what keeps a power cut from publishing an empty or partial file; the
+    rename itself may be lost then (the batch is predicted again on resume), which loses no written row.
+    """
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def part_name(run: int, rank: int, chunk: int) -> str:
@@ -105,6 +111,27 @@ def next_run(folder: Path) -> int:
 def write_meta(folder: Path, columns: Columns, model: str) -> None:
     data = json.dumps({"columns": columns.names, "model": model}, indent=1) + "\n"
     write_atomic(folder / META, data.encode())
+    fsync_dir(folder)
+
+
+def drop_damaged(folder: Path) -> int:
+    """Delete parts that do not read back whole (only damage from outside can make one); returns how many.
+
+    Their files are simply predicted again: a part is a cache of finished work, never the only copy of it.
+    """
+    dropped = 0
+    for paths in list_parts(folder).values():
+        for part in paths:
+            try:
+                rows = list(read_part(part))
+                ok = bool(rows) and all(INDEX_KEY in r and "path" in r and "error" in r for r in rows)
+            except (ValueError, UnicodeError):
+                ok = False
+            if not ok:
+                log.warning("%s is damaged; its files will be predicted again", part)
+                part.unlink(missing_ok=True)
+                dropped += 1
+    return dropped
 
 
 def check_meta(folder: Path, columns: Columns, model: str) -> None:

@@ -61,6 +61,7 @@ def _prepare(out: Path, columns: Columns, model: str, resume: bool, overwrite: b
     if folder.exists():
         parts.check_meta(folder, columns, model)
         parts.remove_unfinished(folder)
+        parts.drop_damaged(folder)
     out.parent.mkdir(parents=True, exist_ok=True)
     folder.mkdir(exist_ok=True)
     parts.write_meta(folder, columns, model)
@@ -170,21 +171,35 @@ def predict_to_file(
 
 
 def _write_parts(batches, folder: Path, run: int, columns: Columns, batch_size: int, ctx, progress, summary) -> None:
-    """One part file per batch; fills in the summary's counts and its steady-state timing."""
+    """One part file per batch, written by a helper thread while the model runs the next batch.
+
+    The fsync of a part can take longer than a batch on a busy disk; one thread writes while the model
+    computes, and the next batch's write waits for the previous one, so at most one finished batch is not
+    yet on disk at any moment. Fills in the summary's counts and its steady-state timing.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     bar = tqdm(unit="img", disable=not progress, dynamic_ncols=True, leave=False)
-    t_first = None
-    try:
-        for batch in batches:
-            chunk = batch[0].index // batch_size
-            parts.write_part(folder, run, ctx.rank, chunk, ((r.index, r.record(columns)) for r in batch))
-            summary.predicted += len(batch)
-            if t_first is None:
-                t_first = time.perf_counter()  # the first batch carries the start-up: workers, warm-up
-            else:
-                summary.steady_images += len(batch)
+    t_first, pending = None, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nin-parts") as writer:
+        try:
+            for batch in batches:
+                chunk = batch[0].index // batch_size
+                records = [(r.index, r.record(columns)) for r in batch]
+                if pending is not None:
+                    pending.result()  # the previous batch is on disk (or its error is raised here)
+                pending = writer.submit(parts.write_part, folder, run, ctx.rank, chunk, records)
+                summary.predicted += len(batch)
+                if t_first is None:
+                    t_first = time.perf_counter()  # the first batch carries the start-up: workers, warm-up
+                else:
+                    summary.steady_images += len(batch)
+                bar.update(len(batch))
+            if pending is not None:
+                pending.result()
+            if t_first is not None:
                 summary.seconds = time.perf_counter() - t_first
-            bar.update(len(batch))
-    finally:
-        bar.close()
+        finally:
+            bar.close()
