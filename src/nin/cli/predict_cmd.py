@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from nin.cli.options import add_precision
 
 EXIT_ROWS_FAILED = 1
 
@@ -35,9 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
     p.add_argument("--json", action="store_true", help="without --out: print one JSON object")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument(
-        "--precision", default="fp32", choices=("auto", "bf16", "fp32"), help="PyTorch models (default: fp32)"
-    )
+    add_precision(p)
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.add_argument(
         "--workers", type=int, default=None, help="decoding processes (default: one per core but one; 0: none)"
