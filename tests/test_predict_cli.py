@@ -114,10 +114,23 @@ def test_usage_errors_exit_2_with_one_line(ckpt, tmp_path, capsys):
         ([str(empty), "--out", str(tmp_path / "x.xlsx")], ".csv, .jsonl or .parquet"),
         ([str(empty), "--resume"], "need --out"),
         ([f"@{tmp_path / 'nolist.txt'}"], "does not exist"),
+        ([f"@{tmp_path / 'nolist.txt'}", "--out", str(tmp_path / "z.csv")], "does not exist"),
         ([str(empty), "--batch-size", "0", "--out", str(tmp_path / "y.csv")], "batch_size"),
     ]
     for extra, message in cases:
         assert main(["predict", ckpt, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert not os.path.exists(tmp_path / "y.csv.parts")
+    assert not any(os.path.exists(tmp_path / f"{n}.csv{s}") for n in "yz" for s in ("", ".parts"))
+
+
+def test_cam_box_columns_hold_the_top_class_box(ckpt, tree, tmp_path, capsys):
+    out = tmp_path / "cam.csv"
+    assert main(["predict", ckpt, str(tree / "class0" / "part1"), "--out", str(out), "--cam-box", *FAST]) == 0
+    columns, rows = rows_of(out)
+    assert columns.cam_box and columns.names[-5:] == ["cam_left", "cam_top", "cam_right", "cam_bottom", "error"]
+    for r in rows:
+        assert 0 <= r["cam_left"] <= r["cam_right"] < 28 and 0 <= r["cam_top"] <= r["cam_bottom"] < 28
+    assert main(["predict", ckpt, str(tree / "class0" / "part1"), "--cam-box", "--json", *FAST]) == 0
+    printed = json.loads(capsys.readouterr().out)["predictions"]
+    assert [p["cam_box"] for p in printed] == [[r[c] for c in columns.names[-5:-1]] for r in rows]

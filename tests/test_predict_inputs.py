@@ -82,9 +82,12 @@ def test_bad_list_specs_say_what_to_do(tmp_path):
 
 def test_missing_paths_pass_through_and_are_reported(tmp_path):
     (tmp_path / "ok.png").write_bytes(b"")
-    specs = [str(tmp_path / "ok.png"), str(tmp_path / "gone.png"), "@whatever"]
-    assert check_inputs(specs) == [str(tmp_path / "gone.png")]
-    assert list(expand_inputs(specs[:2])) == specs[:2]
+    (tmp_path / "list.txt").write_text("gone-too.png\n")
+    specs = [str(tmp_path / "ok.png"), str(tmp_path / "gone.png"), f"@{tmp_path / 'list.txt'}", "@-"]
+    assert check_inputs(specs) == [str(tmp_path / "gone.png")]  # list entries are checked when decoded
+    assert list(expand_inputs(specs[:3])) == [*specs[:2], "gone-too.png"]
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_inputs(["@nowhere.txt"])  # before the run: nothing could come of it
 
 
 def test_chunks_follow_the_input_index_not_the_survivors():

@@ -81,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if ctx.enabled and args.out is None:
             raise ConfigError("under torchrun, give --out FILE: every rank writes its part and rank 0 merges them")
+        if ctx.enabled and "@-" in args.paths:
+            raise ConfigError("under torchrun every rank reads the whole input: write the list to a file, pass @FILE")
+        missing = check_inputs(args.paths)
         if ctx.is_main:
-            for path in check_inputs(args.paths):
+            for path in missing:
                 print(f"nin predict: warning: {path} does not exist (it gets an error row)", file=sys.stderr)
         predictor = _load(args, ctx)
         inputs = expand_inputs(args.paths)
@@ -136,7 +139,9 @@ def _print_rows(args: argparse.Namespace, predictor, inputs) -> int:
     """Stream the rows to stdout: a top-k table per image, or one JSON object written as the rows come."""
     width = max(len(lab) for lab in predictor.classes[:10_000]) if predictor.classes else 5
     width = min(max(width, 5), 40)
-    rows = predictor.predict_many(inputs, batch_size=args.batch_size, workers=args.workers, top_k=args.top_k)
+    rows = predictor.predict_many(
+        inputs, batch_size=args.batch_size, workers=args.workers, top_k=args.top_k, cam_box=args.cam_box
+    )
     out = sys.stdout
     if args.json:
         head = {"model": predictor.info.name, "checkpoint": str(args.checkpoint)}
@@ -169,6 +174,8 @@ def _print_row(args: argparse.Namespace, row, out, width: int, first: bool) -> N
         print(f"nin predict: error: {row.error}", file=sys.stderr)
     if args.json:
         item = {"image": row.path, "error": row.error} if row.error else {"image": row.path, **row.prediction.to_dict()}
+        if row.box is not None:
+            item["cam_box"] = list(row.box)
         out.write(("" if first else ", ") + json.dumps(item))
     else:
         print(row.path, file=out)
@@ -179,4 +186,10 @@ def _print_row(args: argparse.Namespace, row, out, width: int, first: bool) -> N
             for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), start=1):
                 label = label if len(label) <= width else label[: width - 1] + "…"
                 print(f"  {rank:>2}. {label:<{width}} {100 * prob:6.2f}%  {_bar(prob)}", file=out)
+            if row.box is not None:
+                print(
+                    f"  CAM box of {p.label}: left {row.box[0]}, top {row.box[1]}, right {row.box[2]}, "
+                    f"bottom {row.box[3]}",
+                    file=out,
+                )
     out.flush()

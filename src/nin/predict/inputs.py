@@ -72,18 +72,22 @@ def read_list(spec: str) -> Iterator[str]:
     Blank lines are skipped; surrounding whitespace is not part of a path, except that a line is kept as
     written when stripping it would leave nothing. Each line names an image file; it is used as written.
     """
-    name = spec[1:]
     if spec == STDIN_LIST:
         yield from _lines(sys.stdin)
         return
+    _check_list(spec)
+    with open(spec[1:], encoding="utf-8", errors="surrogateescape") as f:
+        yield from _lines(f)
+
+
+def _check_list(spec: str) -> None:
+    name = spec[1:]
     if not name:
         raise ConfigError("an input list is written @FILE (one image path per line) or @- for standard input")
     if not os.path.exists(name):
         raise ConfigError(f"the input list {name} does not exist; write one image path per line into it")
     if os.path.isdir(name):
         raise ConfigError(f"the input list {name} is a folder; pass the folder without '@' to walk it")
-    with open(name, encoding="utf-8", errors="surrogateescape") as f:
-        yield from _lines(f)
 
 
 def _lines(f) -> Iterator[str]:
@@ -111,10 +115,20 @@ def expand_inputs(specs: Iterable[str | os.PathLike]) -> Iterator[str]:
 
 
 def check_inputs(specs: Iterable[str | os.PathLike]) -> list[str]:
-    """The command-line paths that do not exist (cheap: one stat each), for an early warning."""
+    """Check the command-line paths before a run starts (one stat each).
+
+    Returns:
+        The paths that do not exist (they will get error rows), for an early warning.
+
+    Raises:
+        ConfigError: an ``@LIST`` that does not exist or is a folder (nothing could be predicted from it).
+    """
     missing = []
     for spec in specs:
         text = os.fspath(spec)
-        if not (isinstance(spec, str) and text.startswith("@")) and not Path(text).exists():
+        if isinstance(spec, str) and text.startswith("@"):
+            if text != STDIN_LIST:
+                _check_list(text)
+        elif not Path(text).exists():
             missing.append(text)
     return missing

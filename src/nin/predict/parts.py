@@ -27,6 +27,7 @@ import numpy as np
 
 from nin.errors import ConfigError
 from nin.predict.rows import Columns
+from nin.train.checkpoint import _fsync_dir as fsync_dir  # the one directory fsync (checkpoints use it too)
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +37,6 @@ META = "meta.json"
 
 def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (a no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
