@@ -127,7 +127,7 @@ def run_predict_bench(opts: PredictBenchOptions) -> dict:
     loop_files = good[: opts.loop_limit] if opts.loop_limit else good
     workers = default_workers() if opts.workers is None else opts.workers
     predictor.predict(good[0])  # warm-up of the model (the batch path warms itself on its first batch)
-    samples: dict[str, list[float]] = {"batch": [], "batch_wall": [], "bare": [], "loop": []}
+    samples: dict[str, list[float]] = {"batch": [], "batch_wall": [], "bare_forward": [], "per_image_loop": []}
     summary = None
     for _ in range(opts.rounds):
         with tempfile.TemporaryDirectory() as tmp:
@@ -137,8 +137,8 @@ def run_predict_bench(opts: PredictBenchOptions) -> dict:
             )
             samples["batch_wall"].append(summary.rows / (time.perf_counter() - t0))
             samples["batch"].append(summary.img_s)
-        samples["bare"].append(_bare_forward_img_s(predictor, stacked, opts.batch_size))
-        samples["loop"].append(_loop_img_s(predictor, loop_files))
+        samples["bare_forward"].append(_bare_forward_img_s(predictor, stacked, opts.batch_size))
+        samples["per_image_loop"].append(_loop_img_s(predictor, loop_files))
     med = {k: statistics.median(v) for k, v in samples.items()}
     return {
         "settings": {**dataclasses.asdict(opts), "workers": workers},
@@ -148,10 +148,10 @@ def run_predict_bench(opts: PredictBenchOptions) -> dict:
         "loop_files": len(loop_files),
         "batch_img_s": med["batch"],
         "batch_wall_img_s": med["batch_wall"],
-        "bare_forward_img_s": med["bare"],
-        "per_image_loop_img_s": med["loop"],
-        "batch_frac_of_bare": med["batch"] / med["bare"],
-        "batch_vs_loop": med["batch"] / med["loop"],
+        "bare_forward_img_s": med["bare_forward"],
+        "per_image_loop_img_s": med["per_image_loop"],
+        "batch_frac_of_bare": med["batch"] / med["bare_forward"],
+        "batch_vs_loop": med["batch"] / med["per_image_loop"],
         "samples": samples,
         "machine": machine_info(),
         "load_avg_start": load_start,
