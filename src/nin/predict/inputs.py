@@ -8,6 +8,7 @@ listing per open directory is held at a time.
 
 from __future__ import annotations
 
+import heapq
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -28,42 +29,54 @@ def walk_folder(root: str | os.PathLike) -> Iterator[str]:
     """Image files under ``root``, recursively, in sorted order; symlinked folders are followed once.
 
     A symlink loop (or two links to the same folder) cannot make the walk run forever or repeat files: a
-    folder whose (device, inode) was already entered is skipped.
+    folder whose (device, inode) was already entered is skipped. While a folder is walked, the names of its
+    image files and sub-folders are held (about 80 bytes each); other files are dropped as they are listed.
     """
-    root = os.fspath(root)
     seen: set[tuple[int, int]] = set()
-
-    def enter(folder: str) -> list[os.DirEntry] | None:
-        try:
-            st = os.stat(folder)
-            key = (st.st_dev, st.st_ino)
-            if key in seen:
-                return None
-            seen.add(key)
-            with os.scandir(folder) as it:
-                return sorted(it, key=lambda e: e.name)
-        except OSError:  # unreadable folder: its files cannot be listed, so they get no rows
-            return None
-
-    stack: list[Iterator[os.DirEntry]] = []
-    first = enter(root)
-    if first is not None:
-        stack.append(iter(first))
+    stack: list[tuple[str, Iterator[tuple[str, bool]]]] = []
+    root = os.fspath(root)
+    listing = _listing(root, seen)
+    if listing is not None:
+        stack.append((root, listing))
     while stack:
-        entry = next(stack[-1], None)
+        folder, entries = stack[-1]
+        entry = next(entries, None)
         if entry is None:
             stack.pop()
             continue
-        try:
-            is_dir = entry.is_dir()  # follows symlinks
-        except OSError:
+        name, is_dir = entry
+        path = os.path.join(folder, name)
+        if not is_dir:
+            yield path
             continue
-        if is_dir:
-            listing = enter(entry.path)
-            if listing is not None:
-                stack.append(iter(listing))
-        elif is_image_name(entry.name):
-            yield entry.path
+        listing = _listing(path, seen)
+        if listing is not None:
+            stack.append((path, listing))
+
+
+def _listing(folder: str, seen: set[tuple[int, int]]) -> Iterator[tuple[str, bool]] | None:
+    """``(name, is_folder)`` of a folder's image files and sub-folders in name order; None if entered before."""
+    files, folders = [], []
+    try:
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            return None
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(folder) as it:
+            for entry in it:
+                try:
+                    is_dir = entry.is_dir()  # follows symlinks; no extra stat for plain entries
+                except OSError:
+                    continue
+                if is_dir:
+                    folders.append(entry.name)
+                elif is_image_name(entry.name):
+                    files.append(entry.name)
+    except OSError:  # an unreadable folder: its files cannot be listed, so they get no rows
+        return None
+    files.sort()
+    folders.sort()
+    return heapq.merge(((n, False) for n in files), ((n, True) for n in folders))
 
 
 def read_list(spec: str) -> Iterator[str]:
