@@ -2,6 +2,7 @@
 
 import json
 
+from nin.bench.predict import format_predict
 from nin.cli import main
 
 
@@ -27,7 +28,8 @@ def test_bench_predict_writes_digits_and_reports_the_three_ways(tmp_path, capsys
     assert len({p.parent.parent.name for p in folder.glob("*/*/*.png")}) == 10  # every class, nested folders
     for key in ("batch_img_s", "batch_wall_img_s", "bare_forward_img_s", "per_image_loop_img_s"):
         assert r[key] > 0 and len(r["samples"][key.removesuffix("_img_s")]) == 1
-    assert r["batch_frac_of_bare"] == r["batch_img_s"] / r["bare_forward_img_s"]
+    assert r["batch_frac_of_bare"] == r["batch_img_s"] / r["bare_forward_img_s"]  # one round: its own ratio
     assert r["batch_vs_loop"] == r["batch_img_s"] / r["per_image_loop_img_s"]
+    assert "batch path / bare forward" in format_predict(r)
     assert "fp32" in r["model"] and r["machine"]["cpu"]
     assert main(["bench", "--predict", str(tmp_path / "nowhere")]) == 2  # not a folder: says --write-digits
