@@ -22,6 +22,10 @@ EXIT_ROWS_FAILED = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "exit status: 0 every file classified; 1 finished, but some rows are errors (see the error column); "
+        "2 usage or configuration error, nothing predicted. Details: docs/batch-predict.md"
+    )
     p.add_argument("checkpoint", type=Path, help="a .pt checkpoint or an .onnx file from `nin export` (fp32 or int8)")
     p.add_argument(
         "paths",
