@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-from nin import __version__
+from nin._version import __version__
 from nin.errors import NinError
 
 # command -> (module, one-line help)

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from nin import __version__
+from nin._version import __version__
 from nin.data.locate import check_file, find_file, inspect, manual_files, md5_file
 from nin.data.sources import FileSpec, Source, dataset_dir, get_source, human_size
 from nin.errors import DataError

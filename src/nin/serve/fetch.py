@@ -17,7 +17,7 @@ import ssl
 import time
 from urllib.parse import urljoin, urlsplit
 
-from nin import __version__
+from nin._version import __version__
 from nin.errors import RequestError
 
 MAX_REDIRECTS = 3

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from nin import __version__
+from nin._version import __version__
 from nin.errors import CheckpointError
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nin import __version__
+from nin._version import __version__
 from nin.data.dataset import Dataset
 from nin.data.preprocess import Preprocessor, build_preprocessor, preprocessor_from_state
 from nin.data.registry import load_dataset

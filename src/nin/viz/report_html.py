@@ -12,7 +12,7 @@ import math
 from html import escape
 from pathlib import Path
 
-from nin import __version__
+from nin._version import __version__
 from nin.viz.report import ReportData
 
 PLOT_ORDER = ("error", "loss", "lr", "throughput")
