@@ -51,7 +51,8 @@ def test_a_saved_preprocess_entry_resolves_from_the_registry_alone():
     state = {"name": "imagenet", "options": {"preset": "caffe", "order": "bgr"}, "tensors": {"mean": [1.0, 2.0, 3.0]}}
     code = (
         "import json, sys, torch; from nin.data.preprocess import list_preprocessors, preprocessor_from_state; "
-        "state = json.loads(sys.argv[1]); state['tensors'] = {k: torch.tensor(v) for k, v in state['tensors'].items()}; "
+        "state = json.loads(sys.argv[1]); "
+        "state['tensors'] = {k: torch.tensor(v) for k, v in state['tensors'].items()}; "
         "p = preprocessor_from_state(state); "
         "print(type(p).__name__, p.mean.tolist(), ' '.join(list_preprocessors()))"
     )

@@ -22,7 +22,7 @@ _EXPORTS = {
     "classmaps_grid": "nin.viz.figures",
     "load_run": "nin.viz.curves",
     "curves_figures": "nin.viz.curves",
-    "confusion_figure": "nin.viz.curves",
+    "confusion_figure": "nin.viz.confusion",
     "build_report": "nin.viz.report",
     "TensorBoardLogger": "nin.viz.tensorboard",
     "save_figure": "nin.viz._mpl",
