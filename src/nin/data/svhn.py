@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nin.data.checksums import check_file
 from nin.data.dataset import Dataset
-from nin.data.locate import check_file, require_files
+from nin.data.locate import require_files
 from nin.data.sources import DIGITS, Source, get_source
 from nin.errors import DataError
 

@@ -19,7 +19,7 @@ import torch
 
 from nin.errors import ConfigError
 from nin.export.names import ONNX_INPUT, ONNX_LOGITS
-from nin.export.onnx import read_metadata, write_metadata
+from nin.export.onnx import DEFAULT_OPSET, export_onnx, read_metadata, write_metadata
 from nin.export.runtime import inference_session, session_metadata
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ CALIBRATION_SEED = 20131216
 # Conv alone leaves a quantise/dequantise pair around every layer (measured: no faster than fp32); with ReLU
 # and MaxPool quantised as well the activations stay uint8 from the first conv to the class maps.
 QUANTIZED_OPS = ("Conv", "Relu", "MaxPool")
+AGREEMENT_IMAGES = 2000  # test images int8 is compared with fp32 on after quantising
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,35 @@ def quantize_onnx(
         agree = float((a.argmax(1) == b.argmax(1)).mean())
         diff, n = float(np.abs(a - b).max()), len(check_images)
     return QuantizeResult(out, len(images), agree, diff, n)
+
+
+def export_int8(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    calib_images: int = 512,
+    calib_dataset: str | None = None,
+    calib_dir: str | Path | None = None,
+    reduce_range: bool = True,
+) -> QuantizeResult:
+    """A checkpoint straight to an int8 ``.onnx`` (``nin export --format onnx-int8``).
+
+    Exports a verified fp32 graph to a temporary file, calibrates on ``calib_images`` training images (of the
+    model's dataset, of ``calib_dataset``, or the image files in ``calib_dir``) and quantises it. When the
+    calibration images come from the model's own training split, int8 is compared with fp32 on up to
+    2,000 images of its test split (:func:`nin.train.testdata.load_eval_split`).
+    """
+    from nin.train.testdata import load_eval_split
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(checkpoint, Path(tmp) / "fp32.onnx", opset=opset).path
+        meta = read_metadata(fp32)
+        calib = calibration_images(meta, calib_images, calib_dataset, image_dir=calib_dir)
+        check = None
+        if (meta.get("train") or {}).get("dataset") and not (calib_dataset or calib_dir):
+            check = load_eval_split(meta, source=checkpoint)[1].images[:AGREEMENT_IMAGES]
+        return quantize_onnx(fp32, out, calib, check_images=check, reduce_range=reduce_range)
 
 
 def run_logits(path: str | Path, images: torch.Tensor, batch: int = 256) -> np.ndarray:

@@ -62,7 +62,8 @@ def scale_epochs(cfg: TrainConfig, factor: float) -> TrainConfig:
 
 def data_status(cfg: TrainConfig) -> tuple[bool, str]:
     """(usable, what to do): whether both splits of ``cfg``'s dataset are on disk (files only, no md5)."""
-    from nin.data.locate import fetch_command, inspect
+    from nin.data.inventory import inspect
+    from nin.data.paths import fetch_command
     from nin.data.sources import SOURCES
 
     name = cfg.dataset
