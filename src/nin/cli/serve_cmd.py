@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nin.errors import ConfigError
+    from nin.extras import require
     from nin.serve.settings import ENV_VAR, ServeSettings
 
     if not 0 < args.port < 65536:
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
         SampleSet.from_dir(args.samples)  # fail here, in one line, rather than in every worker
     os.environ[ENV_VAR] = settings.to_json()  # read by each worker's app factory
-    import uvicorn
+    require("fastapi", "nin serve")  # imported by each worker: fail here, in one line
+    uvicorn = require("uvicorn", "nin serve")
 
     print(f"nin serve: http://{args.host}:{args.port}/ (API under /api, Ctrl+C stops)", flush=True)
     uvicorn.run(

@@ -21,6 +21,7 @@ from nin.errors import ConfigError
 from nin.export.names import ONNX_INPUT, ONNX_LOGITS
 from nin.export.onnx import DEFAULT_OPSET, export_onnx, read_metadata, write_metadata
 from nin.export.runtime import inference_session, session_metadata
+from nin.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def quantize_onnx(
             Measured on the embedded MNIST net (AVX2): top-1 agreement with fp32 93.5% with full range, 99.8%
             with reduced range. Turn it off only for CPUs with VNNI.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+    ortq = require("onnxruntime.quantization", "int8 quantisation")
 
     fp32_path, out = Path(fp32_path), Path(out)
     meta = read_metadata(fp32_path)
@@ -129,18 +130,18 @@ def quantize_onnx(
         raise ConfigError(f"{fp32_path} is already quantised; quantise the fp32 export")
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
+        ortq.quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        ortq.quantize_static(
             str(prepared),
             str(out),
             _Reader(images),
-            quant_format=QuantFormat.QDQ,
+            quant_format=ortq.QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OPS),
             per_channel=per_channel,
             reduce_range=reduce_range,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            activation_type=ortq.QuantType.QUInt8,
+            weight_type=ortq.QuantType.QInt8,
+            calibrate_method=ortq.CalibrationMethod.MinMax,
         )
     meta["quantization"] = {
         "method": "onnxruntime static, QDQ",
