@@ -242,8 +242,8 @@ def test_classmaps_and_predict_agree_on_an_exif_rotated_photo(tmp_path, tmp_path
     np.testing.assert_allclose(r.probs, probs, rtol=1e-5, atol=1e-6)
     assert r.pred == int(probs.argmax()) == predictor.predict(jpeg).indices[0]
     # And the two commands print the same answer.
-    assert main(["predict", str(ckpt), str(jpeg), "--json", "--top-k", "10", "--device", "cpu"]) == 0
+    assert main(["predict", str(ckpt), str(jpeg), "--json", "--top-k", "10", "--precision", "fp32"]) == 0
     top = json.loads(capsys.readouterr().out)["predictions"][0]["top"][0]
-    assert main(["classmaps", str(ckpt), str(jpeg), "-o", str(tmp_path / "m.png")]) == 0
+    assert main(["classmaps", str(ckpt), str(jpeg), "-o", str(tmp_path / "m.png"), "--precision", "fp32"]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line == f"turned.jpg: predicted {top['label']} (p={top['probability']:.3f}, score {r.logits[r.pred]:.3f})"

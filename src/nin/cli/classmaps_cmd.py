@@ -11,6 +11,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from nin.cli.options import add_precision
+
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--per-page", type=int, default=12, help="rows per figure; more inputs go to FILE-2.png, ...")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    add_precision(p)
 
 
 def _dataset(args: argparse.Namespace, mapper):
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--grid explains a dataset split on its own; drop the IMAGE files, --index and --per-class")
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha must be in [0, 1], got {args.alpha}")
-    mapper = ClassMapper.from_checkpoint(args.checkpoint, args.device)
+    mapper = ClassMapper.from_checkpoint(args.checkpoint, args.device, args.precision)
     parse_classes(args.classes, len(mapper.classes))  # fail on a bad --classes before any work
     box = args.box
 
