@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,6 @@ class ClassMaps:
     classes: tuple[str, ...]
     label: int | None = None
     name: str = ""
-    meta: dict = field(default_factory=dict)
 
     @property
     def probs(self) -> np.ndarray:
