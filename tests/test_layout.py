@@ -86,3 +86,12 @@ def test_no_import_circle_in_the_package():
     graph = _import_graph()
     assert "nin.viz.report_data" in graph["nin.viz.report"]  # the graph sees imports
     assert _circles(graph) == []
+
+
+def test_every_lazily_exported_name_resolves():
+    import importlib
+
+    for package in ("nin", "nin.data", "nin.export", "nin.serve", "nin.viz"):
+        module = importlib.import_module(package)
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert not missing, f"{package}.__all__ names what it does not have: {missing}"

@@ -13,7 +13,6 @@ from typing import Any
 _EXPORTS = {
     "ClassMapper": "nin.viz.classmaps",
     "ClassMaps": "nin.viz.classmaps",
-    "compute_class_maps": "nin.viz.classmaps",
     "cam_overlay": "nin.viz.cam",
     "cam_box": "nin.viz.cam",
     "upsample_map": "nin.viz.cam",
