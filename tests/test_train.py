@@ -137,9 +137,9 @@ def test_stall_is_detected_and_explained(tmp_path, tiny_data):
     # Force dead class maps: a huge negative bias on the last cccp -> ReLU outputs zeros everywhere.
     cfg = tiny_cfg(batch_norm=False, init="paper", stall_steps=3, epochs=2, lr=1e-6)
 
-    import nin.train.engine as engine
+    import nin.train.prepare as prepare
 
-    real = engine.build_model
+    real = prepare.build_model
 
     def dead(name, **opts):
         m = real(name, **opts)
@@ -147,14 +147,14 @@ def test_stall_is_detected_and_explained(tmp_path, tiny_data):
             m.last_layer().bias.fill_(-1e3)
         return m
 
-    engine.build_model = dead
+    prepare.build_model = dead
     try:
         with pytest.raises(TrainingError, match=r"stalled.*ln\(10\).*init=kaiming"):
             train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
         r = train(cfg.replace(on_stall="warn"), out_dir=tmp_path / "w", progress=False, data=tiny_data, runtime=CPU32)
         assert math.isclose(r.final["loss"], math.log(10), rel_tol=1e-4)
     finally:
-        engine.build_model = real
+        prepare.build_model = real
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
