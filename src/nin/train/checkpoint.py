@@ -9,7 +9,8 @@ Layout (``format_version`` 1)::
     classes [str], input {"channels", "height", "width"}
     train   TrainConfig.to_dict()       (resolved config; {} for imported weights)
     metrics {...}                       last/best metrics
-    resume  {epoch, step, optimizer, schedule, rng} (training checkpoints only)
+    resume  {epoch, step_in_epoch, global_step, optimizer, schedule, best, epoch_acc}
+                                        (resumable checkpoints only: nin.train.resume.ResumeState)
 
 Writes are atomic (temporary file + fsync + rename); the previous ``last.pt`` is kept as ``last.prev.pt``
 so a checkpoint damaged on disk still leaves one good copy.

@@ -140,8 +140,9 @@ def _run(
     train_time, images_timed = 0.0, 0
     try:
         while state.epoch < cfg.epochs:
-            # A run killed after its last step but before that epoch's evaluation resumes mid-epoch with no
-            # steps left: it still evaluates, logs and checkpoints that epoch.
+            # Nothing left to train at an epoch's start (a finished run resumed). A run killed after its last
+            # step but before that epoch's evaluation resumes mid-epoch instead: it still evaluates, logs and
+            # checkpoints that epoch.
             if state.step_in_epoch == 0 and state.global_step >= p.schedule.total:
                 break
             # Train: the epoch's steps from where the run stands.
@@ -156,7 +157,7 @@ def _run(
                 on_epoch(row)
             # Checkpoint: last.pt where the run now stands, best.pt when the test error is the lowest so far.
             _save_epoch(p, state, final, steps.complete)
-            if not steps.complete:
+            if not steps.complete:  # max_steps ended the run inside this epoch
                 break
     finally:
         if bar is not None:
