@@ -42,7 +42,7 @@ def model_options(cfg: TrainConfig, num_classes: int, in_channels: int) -> dict:
     }
 
 
-def prepare_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
+def _load_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     """The (train, test) splits ``cfg`` names."""
     return load_dataset(cfg.dataset, cfg.train_split, cfg.data_root), load_dataset(
         cfg.dataset, cfg.test_split, cfg.data_root
@@ -101,7 +101,7 @@ def prepare(
     data: tuple[Dataset, Dataset] | None,
 ) -> tuple[Parts, ResumeState, dict | None]:
     """Build a run's parts; returns them, where the run stands and the checkpoint it resumes (None if fresh)."""
-    train_ds, test_ds = data or prepare_data(cfg)
+    train_ds, test_ds = data or _load_data(cfg)
     if train_ds.shape != test_ds.shape:
         raise ConfigError(f"train images are {train_ds.shape} but test images {test_ds.shape}")
     opts = model_options(cfg, len(train_ds.classes), train_ds.shape[0])

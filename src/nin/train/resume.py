@@ -21,7 +21,7 @@ from nin.train.optim import Schedule
 log = logging.getLogger(__name__)
 
 
-def fresh_sums() -> dict:
+def _fresh_sums() -> dict:
     """The running sums of an epoch's training batches, before its first step."""
     return {"loss": 0.0, "correct": 0, "seen": 0}
 
@@ -43,11 +43,11 @@ class ResumeState:
     step_in_epoch: int = 0
     global_step: int = 0
     best: float = math.inf
-    sums: dict = field(default_factory=fresh_sums)
+    sums: dict = field(default_factory=_fresh_sums)
 
     def next_epoch(self) -> None:
         """Move to the start of the next epoch (the current one is complete)."""
-        self.epoch, self.step_in_epoch, self.sums = self.epoch + 1, 0, fresh_sums()
+        self.epoch, self.step_in_epoch, self.sums = self.epoch + 1, 0, _fresh_sums()
 
     def to_dict(self, optimizer: torch.optim.Optimizer, schedule: Schedule) -> dict:
         """The checkpoint's ``resume`` entry."""
