@@ -186,7 +186,7 @@ def build_from_checkpoint(ckpt: dict) -> nn.Module:
     spec = ckpt["model"]
     try:
         model = build_model(spec["name"], **spec.get("options", {}))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # an unknown name or option, or an option of the wrong type
         raise CheckpointError(f"checkpoint names a model this nin cannot build: {exc}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
