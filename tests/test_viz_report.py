@@ -12,7 +12,8 @@ from nin.data.preprocess import preprocessor_from_state
 from nin.data.registry import load_dataset
 from nin.errors import ConfigError
 from nin.train import build_from_checkpoint, evaluate, load_checkpoint, train
-from nin.viz.curves import confusion_figure, curves_figures, load_run, most_confused
+from nin.train.rundir import load_run
+from nin.viz.curves import confusion_figure, curves_figures, most_confused
 from nin.viz.report import build_report, fmt_duration
 from nin.viz.tensorboard import TensorBoardLogger
 from test_viz_support import CPU32, png_size, tiny_cfg, tiny_data, trained_run

@@ -28,7 +28,8 @@ from nin.data.preprocess import build_preprocessor
 from nin.data.synthetic import synthetic_dataset
 from nin.models import build_model
 from nin.train.config import TrainConfig
-from nin.train.engine import model_options, train
+from nin.train.engine import train
+from nin.train.prepare import model_options
 from nin.train.runtime import Runtime, machine_info, select_runtime
 
 log = logging.getLogger(__name__)

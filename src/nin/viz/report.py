@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from nin.errors import ConfigError, NinError
+from nin.train.rundir import Run, load_run
 from nin.viz._mpl import figure_png
-from nin.viz.curves import Run, confusion_figure, curves_figures, load_run, most_confused
+from nin.viz.curves import confusion_figure, curves_figures, most_confused
 
 log = logging.getLogger(__name__)
 
