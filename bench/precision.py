@@ -70,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 "top1_agrees_with_fp32": round((out.argmax(1) == ref.argmax(1)).float().mean().item(), 5),
                 "max_abs_prob_diff_vs_fp32": float(f"{(out.softmax(1) - ref.softmax(1)).abs().max().item():.3g}"),
                 "img_s": round(statistics.median(speed[name]), 1),
-                "speed_vs_fp32": round(
-                    statistics.median(a / b for a, b in zip(speed[name], speed["torch_fp32"])), 3
-                ),
+                "speed_vs_fp32": round(statistics.median(a / b for a, b in zip(speed[name], speed["torch_fp32"])), 3),
             }
             for name, out in logits.items()
         },
