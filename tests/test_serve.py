@@ -159,39 +159,75 @@ def test_serving_imports_neither_matplotlib_nor_onnxruntime():
 
 
 # --- errors ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "query,message",
-    [("?top=0", "top"), ("?top=11", "between 1 and 10"), ("?top=two", "top"), ("?sort=maybe", "sort")],
-)
-def test_bad_parameters_are_422(client, query, message):
+@pytest.fixture(scope="module")
+def http_client(ckpt_path, predictor):
+    """The same service with a distinct status per error (`nin serve --errors http`)."""
+    with app_client(predictor, checkpoint=str(ckpt_path), errors="http") as c:
+        yield c
+
+
+BAD_PARAMETERS = [("?top=0", "top"), ("?top=11", "between 1 and 10"), ("?top=two", "top"), ("?sort=maybe", "sort")]
+
+
+@pytest.mark.parametrize("query,message", BAD_PARAMETERS)
+def test_bad_parameters_are_modelhubs_400_by_default(client, query, message):
     r = upload(client, png_bytes(digit(0)), query=query)
+    assert r.status_code == 400 and message in r.json()["error"]
+
+
+@pytest.mark.parametrize("query,message", BAD_PARAMETERS)
+def test_bad_parameters_are_422_with_errors_http(http_client, query, message):
+    r = upload(http_client, png_bytes(digit(0)), query=query)
     assert r.status_code == 422 and message in r.json()["error"]
 
 
-def test_error_statuses(client):
-    r = upload(client, b"hello", "notes.txt", "text/plain")
-    assert r.status_code == 415 and r.json()["error"].startswith("Incorrect file type.")
-    r = upload(client, png_bytes(Image.new("RGB", (8, 8)), "PDF"), "doc.pdf", "application/pdf")
-    assert r.status_code == 415
-    r = client.post("/api/predict", json={"file": "x"})
-    assert r.status_code == 415
-    r = upload(client, b"\x89PNG\r\n\x1a\n garbage", "broken.png", "image/png")
-    assert r.status_code == 400 and "could not be decoded" in r.json()["error"]
+def _bad_requests(c):
+    """(what, response) for every malformed request; the two tests below expect their own statuses."""
     truncated = png_bytes(torch.randint(0, 255, (64, 64), dtype=torch.uint8).numpy())[:300]
-    r = upload(client, truncated, "cut.png", "application/octet-stream")
-    assert r.status_code == 400 and "cut.png could not be decoded" in r.json()["error"]
-    r = client.post("/api/predict", files={"image": ("d.png", png_bytes(digit(0)), "image/png")})
-    assert r.status_code == 400 and "field `file`" in r.json()["error"]
-    r = upload(client, b"", "empty.png")
-    assert r.status_code == 400
-    r = client.get("/api/predict_sample", params={"filename": "../../etc/passwd"})
-    assert r.status_code == 404 and "error" in r.json()
-    assert client.get("/api/samples/nope.png").status_code == 404
-    assert client.get("/api/thumbnail/nope.png").status_code == 404
-    assert client.get("/api/predict_sample").status_code == 422
-    r = client.get("/api/nowhere")
-    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
-    assert client.delete("/api/predict").status_code == 405
+    yield "text", upload(c, b"hello", "notes.txt", "text/plain")
+    yield "pdf", upload(c, png_bytes(Image.new("RGB", (8, 8)), "PDF"), "doc.pdf", "application/pdf")
+    yield "json", c.post("/api/predict", json={"file": "x"})
+    yield "broken", upload(c, b"\x89PNG\r\n\x1a\n garbage", "broken.png", "image/png")
+    yield "truncated", upload(c, truncated, "cut.png", "application/octet-stream")
+    yield "no_field", c.post("/api/predict", files={"image": ("d.png", png_bytes(digit(0)), "image/png")})
+    yield "empty", upload(c, b"", "empty.png")
+    yield "unknown_sample", c.get("/api/predict_sample", params={"filename": "../../etc/passwd"})
+    yield "no_filename", c.get("/api/predict_sample")
+    yield "no_fileurl", c.get("/api/predict")
+    yield "sample_file", c.get("/api/samples/nope.png")
+    yield "thumbnail", c.get("/api/thumbnail/nope.png")
+    yield "route", c.get("/api/nowhere")
+    yield "method", c.delete("/api/predict")
+
+
+HTTP_STATUSES = {"text": 415, "pdf": 415, "json": 415, "broken": 400, "truncated": 400, "no_field": 400}
+HTTP_STATUSES |= {"empty": 400, "unknown_sample": 404, "no_filename": 422, "no_fileurl": 422}
+HTTP_STATUSES |= {"sample_file": 404, "thumbnail": 404, "route": 404, "method": 405}
+
+
+def _check_texts(got):
+    assert got["text"].json()["error"].startswith("Incorrect file type.")
+    assert "could not be decoded" in got["broken"].json()["error"]
+    assert "cut.png could not be decoded" in got["truncated"].json()["error"]
+    assert "field `file`" in got["no_field"].json()["error"]
+    assert got["unknown_sample"].json()["error"].startswith("The given sample file does not exist.")
+    assert got["route"].json() == {"error": "Not Found"}
+    assert all(set(r.json()) == {"error"} for r in got.values())
+
+
+def test_error_statuses_with_errors_http(http_client):
+    got = dict(_bad_requests(http_client))
+    assert {k: r.status_code for k, r in got.items()} == HTTP_STATUSES
+    _check_texts(got)
+
+
+def test_error_statuses_are_modelhubs_by_default(client):
+    """ModelHub's engine answers every error of its JSON routes 400 (`_jsonify`); its sample and thumbnail
+    routes and unknown paths answer 404, a wrong method 405 (Flask's own), as here."""
+    got = dict(_bad_requests(client))
+    kept = {"sample_file": 404, "thumbnail": 404, "route": 404, "method": 405}
+    assert {k: r.status_code for k, r in got.items()} == {k: kept.get(k, 400) for k in HTTP_STATUSES}
+    _check_texts(got)
 
 
 def test_upload_cap_is_413(predictor):
@@ -217,8 +253,11 @@ def test_image_dimension_caps_are_413(client, predictor):
         assert r.status_code == 413 and "100 px a side" in r.json()["error"]
 
 
-def test_internal_errors_are_500_without_details(ckpt_path, predictor):
-    app = create_app(ServeSettings(), predictor=predictor)
+@pytest.mark.parametrize("errors,status", [("modelhub", 400), ("http", 500)])
+def test_internal_errors_give_no_details(predictor, errors, status):
+    """ModelHub answers a model that raises with 400 (restapivoid_test's ModelThrowingError); ours says 500
+    with --errors http. Neither leaks the exception."""
+    app = create_app(ServeSettings(errors=errors), predictor=predictor)
     with TestClient(app, raise_server_exceptions=False) as c:
 
         def broken(pixels, maps):
@@ -226,7 +265,7 @@ def test_internal_errors_are_500_without_details(ckpt_path, predictor):
 
         app.state.nin.batcher.run = broken
         r = upload(c, png_bytes(digit(0)))
-        assert r.status_code == 500
+        assert r.status_code == status
         assert "secret" not in r.text and "error" in r.json()
 
 
