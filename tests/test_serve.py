@@ -72,7 +72,7 @@ def test_config_validates_against_modelhubs_schema(client):
 
 def test_config_has_modelhubs_nin_fields(client):
     ours = client.get("/api/get_config").json()
-    theirs = json.loads((FIXTURES / "modelhub_nin_config.json").read_text())
+    theirs = json.loads((FIXTURES / "modelhub_nin" / "contrib_src" / "model" / "config.json").read_text())
     assert set(ours) == set(theirs)
     for section in ("meta", "model"):
         assert set(theirs[section]) <= set(ours[section]), section
