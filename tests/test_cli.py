@@ -61,7 +61,7 @@ def test_eval_with_test_time_flips(tmp_path, capsys):
     from nin.data.registry import load_dataset
     from nin.export import load_for_eval
     from nin.train.evaluate import predict_logits
-    from nin.train.runtime import select_runtime
+    from nin.train.runtime import inference_runtime
 
     digits, clothes = tmp_path / "digits", tmp_path / "mirrored"
     for out, flip in ((digits, "false"), (clothes, "true")):
@@ -72,7 +72,7 @@ def test_eval_with_test_time_flips(tmp_path, capsys):
     assert "trained without mirrored images" in capsys.readouterr().err
     assert main(["eval", str(clothes / "last.pt"), "--flip", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
-    rt = select_runtime("cpu")
+    rt = inference_runtime("cpu")  # what `nin eval` runs by default: fp32 on every machine
     _, model, pre = load_for_eval(clothes / "last.pt", rt)
     test = load_dataset("synthetic_mnist", "test")
     plain = predict_logits(model, test.images, pre, rt)

@@ -35,6 +35,34 @@ def _weights(path: Path) -> dict:
     return load_checkpoint(path)["state_dict"]
 
 
+def _saved_generation(path: Path) -> tuple[int, int] | None:
+    """Identity of the checkpoint file now at ``path`` (each atomic save renames a new file into place)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _kill_after_saves(p: subprocess.Popen, last: Path, saves: int, extra_s: float) -> bool:
+    """SIGKILL ``p`` once ``saves`` new checkpoints have appeared, plus ``extra_s``; False if it finished first.
+
+    Progress is observed on disk, not on a clock, so the test means the same on a fast and a slow machine.
+    """
+    seen = {_saved_generation(last)}
+    while len(seen) <= saves:
+        if p.poll() is not None:
+            return False
+        seen.add(_saved_generation(last))
+        time.sleep(0.002)
+    time.sleep(extra_s)  # somewhere in the next step, or in the middle of the next checkpoint write
+    if p.poll() is not None:
+        return False
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    return True
+
+
 @pytest.mark.slow
 def test_kill9_at_random_points_then_resume_is_bit_identical(tmp_path):
     ref = _train(tmp_path / "ref", resume=False)
@@ -45,16 +73,10 @@ def test_kill9_at_random_points_then_resume_is_bit_identical(tmp_path):
     kills = 0
     for attempt in range(12):
         p = _train(out, resume=attempt > 0)
-        # Let it get past start-up (imports take seconds), then kill at a random instant.
-        delay = rng.uniform(2.0, 7.0)
-        try:
-            p.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
+        if _kill_after_saves(p, out / "last.pt", saves=rng.randint(1, 3), extra_s=rng.uniform(0.0, 0.05)):
             kills += 1
             continue
-        assert p.returncode == 0, p.stderr.read().decode()
+        assert p.wait() == 0, p.stderr.read().decode()
         break
     else:  # still not finished: let the last resume run to the end
         p = _train(out, resume=True)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from nin.cli.options import add_precision
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's test split)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default="auto", help="auto | bf16 | fp32")
+    add_precision(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument(
         "--flip",
@@ -33,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from nin.errors import ConfigError
     from nin.export import load_for_eval
     from nin.train.evaluate import evaluate
-    from nin.train.runtime import select_runtime
+    from nin.train.runtime import inference_runtime
 
     # A .pt checkpoint or an .onnx export (fp32 or int8: the export carries its preprocessing and metadata).
-    rt = select_runtime(args.device, args.precision)
+    rt = inference_runtime(args.device, args.precision)
     ckpt, model, pre = load_for_eval(args.checkpoint, rt)
     train_cfg = ckpt.get("train") or {}
     dataset = args.dataset or train_cfg.get("dataset")

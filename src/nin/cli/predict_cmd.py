@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from nin.cli.options import add_precision
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="a .pt checkpoint or an .onnx file from `nin export`")
@@ -14,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=5, help="classes to show per image (default: 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_precision(p)
 
 
 def _bar(p: float, width: int = 24) -> str:
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     results, failed = [], 0
     for path in args.images:
         try:

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from nin.cli.options import add_precision
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="a .pt checkpoint or an .onnx file from `nin export`")
@@ -13,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_precision(p)
     p.add_argument("--threads", type=int, default=0, help="inference threads per worker (default: cores / workers)")
     p.add_argument("--samples", type=Path, default=None, help="folder of sample images (default: built-in)")
     p.add_argument(
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         checkpoint=str(args.checkpoint.resolve()),
         device=args.device,
+        precision=args.precision,
         threads=threads,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_pixels=args.max_pixels,

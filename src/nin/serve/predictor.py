@@ -102,14 +102,15 @@ class Predictor:
     # --- construction -------------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto", threads: int = 0
+        cls, path: str | os.PathLike, device: str = "auto", precision: str = "fp32", threads: int = 0
     ) -> Predictor:
         """Rebuild model, preprocessing and class names from a checkpoint (``.pt``) or an export (``.onnx``).
 
         Args:
             path: a checkpoint written by ``nin train``/``nin import``, or an ``.onnx`` file by ``nin export``.
             device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` (ONNX files always run on the CPU).
-            precision: ``auto`` | ``bf16`` | ``fp32`` (see :func:`nin.train.runtime.select_runtime`).
+            precision: ``fp32`` (default: the same answers on every machine) | ``bf16`` | ``auto`` (bf16 where
+                the hardware computes it natively); see :func:`nin.train.runtime.inference_runtime`.
             threads: ONNX Runtime intra-op threads (0 = its default).
         """
         path = Path(path)
@@ -121,14 +122,14 @@ class Predictor:
 
     @classmethod
     def from_checkpoint_dict(
-        cls, ckpt: dict, device: str = "auto", precision: str = "auto", source: Path | None = None
+        cls, ckpt: dict, device: str = "auto", precision: str = "fp32", source: Path | None = None
     ) -> Predictor:
         """As :meth:`from_checkpoint`, from a checkpoint dict already in memory."""
         from nin.serve.backends import TorchBackend
         from nin.train.checkpoint import build_from_checkpoint
-        from nin.train.runtime import select_runtime
+        from nin.train.runtime import inference_runtime
 
-        runtime = select_runtime(device, precision, compile="off")
+        runtime = inference_runtime(device, precision)
         pre = preprocessor_from_state(ckpt["preprocess"])
         backend = TorchBackend(build_from_checkpoint(ckpt), pre, runtime)
         known = {"format_version", "kind", "model", "state_dict", "preprocess", "classes", "input", "train"}

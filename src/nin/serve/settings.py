@@ -20,7 +20,7 @@ class ServeSettings:
 
     checkpoint: str = ""  # .pt checkpoint or .onnx export
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | bf16 | fp32
+    precision: str = "fp32"  # fp32 (the same answers on every machine) | bf16 | auto (bf16 where native)
     threads: int = 0  # torch / onnxruntime intra-op threads per worker (0 = library default)
     max_upload_bytes: int = 10 * 1024 * 1024  # upload cap (and fileurl download cap), bytes
     max_pixels: int = DEFAULT_MAX_PIXELS  # decoded image cap, pixels

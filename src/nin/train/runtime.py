@@ -120,6 +120,22 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+# Inference answers must not depend on the machine a model lands on: fp32 unless bf16 is asked for.
+INFERENCE_PRECISION = "fp32"
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def inference_runtime(device: str = "auto", precision: str = INFERENCE_PRECISION) -> Runtime:
+    """The runtime of every inference path (Predictor, ``nin predict/serve/eval/classmaps``).
+
+    Training's ``auto`` takes bf16 wherever the CPU or GPU computes it natively, so its numbers differ from one
+    machine to the next by up to ~1e-2 in probability. Inference defaults to fp32 instead, so the same file gives
+    the same probabilities (within 1e-5, and equal to the ONNX export's) on an AVX2 laptop, a bf16 server or a GPU;
+    ``precision="bf16"`` (or ``"auto"``, the training policy) is an explicit choice of speed over that guarantee.
+    """
+    return select_runtime(device, precision, compile="off")
+
+
 def select_runtime(
     device: str = "auto", precision: str = "auto", channels_last: str = "auto", compile: str = "auto"
 ) -> Runtime:
