@@ -92,9 +92,12 @@ def test_model_io_legal_and_files(client):
     r = client.get("/api/get_model_files")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     z = zipfile.ZipFile(io.BytesIO(r.content))
+    # ModelHub's layout: the model folder only (the licences are get_legal's), the weights inside it.
+    names = ["model/", "model/config.json", "model/labels.json", "model/model.pt", "model/thumbnail.jpg"]
+    assert sorted(z.namelist()) == names
     assert json.loads(z.read("model/config.json")) == config
     assert json.loads(z.read("model/labels.json")) == {str(i): str(i) for i in range(10)}
-    assert "model/model.pt" in z.namelist()
+    assert z.read("model/thumbnail.jpg") == client.get("/api/thumbnail/thumbnail.jpg").content
 
 
 def test_samples_thumbnails_and_predict_sample(client, predictor):
@@ -141,6 +144,8 @@ def test_top_sort_and_class_map_extras(client, predictor):
     assert [row["label"] for row in rows["prediction"]] == predictor.predict(digit(2), top_k=3).labels
     everything = upload(client, d, query="?sort=true").json()["output"][0]["prediction"]
     assert len(everything) == 10 and everything[0]["label"] == rows["prediction"][0]["label"]
+    in_class_order = upload(client, d, query="?top=3&sort=false").json()["output"][0]["prediction"]
+    assert [row["label"] for row in in_class_order] == sorted(row["label"] for row in rows["prediction"])
     body = upload(client, d, query="?top=5&sort=true&class_map=true").json()
     cm = body["class_map"]
     assert cm["label"] == body["output"][0]["prediction"][0]["label"] and cm["map_size"] == [7, 7]
