@@ -1,9 +1,7 @@
 import asyncio
 import io
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +17,7 @@ import torch
 from PIL import Image
 
 from fixtures.serve.builders import bomb_png, digit, png_bytes, save_ckpt
+from fixtures.serve.contribs import running_server
 from nin.errors import RequestError
 from nin.serve.app import create_app
 from nin.serve.batching import MicroBatcher
@@ -364,21 +363,7 @@ def test_micro_batcher_sheds_load_when_full():
 
 # --- a real server -----------------------------------------------------------------------------------
 def test_nin_serve_answers_curl_style_upload_over_real_uvicorn(ckpt_path, predictor, tmp_path):
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nin", "serve", str(ckpt_path), "--port", str(port), "--log-level", "warning"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_ready(base, proc, timeout=90)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}\n{(tmp_path / 'serve.log').read_text()}")
+    with running_server(ckpt_path, workdir=tmp_path, timeout=90) as base:
         d = digit(21)
         r = httpx.post(f"{base}/api/predict", files={"file": ("digit.png", png_bytes(d), "image/png")}, timeout=30)
         assert r.status_code == 200
@@ -398,13 +383,8 @@ def test_nin_serve_answers_curl_style_upload_over_real_uvicorn(ckpt_path, predic
                 t.join()
         assert [r.status_code for r in results] == [200] * 8
         assert "nin-mnist" in httpx.get(f"{base}/api/get_config").text
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        r = httpx.get(f"{base}/api/predict_sample", params={"filename": "nope.png"})
+        assert r.status_code == 400 and r.json()["error"].startswith("The given sample file does not exist.")
 
 
 def test_serve_cli_rejects_a_bad_checkpoint_in_one_line(tmp_path, capsys):
