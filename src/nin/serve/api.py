@@ -77,7 +77,9 @@ def _sample(state: ServiceState, name: str):
     assert state.samples is not None
     sample = state.samples.get(name)
     if sample is None:
-        raise RequestError(f"The given sample file does not exist. {name!r} is not one of /api/get_samples", 404)
+        raise RequestError(
+            f"The given sample file does not exist. {name!r} is not among the names /api/get_samples lists", 404
+        )
     return sample
 
 

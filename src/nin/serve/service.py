@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -49,8 +50,10 @@ def declares_image(content_type: str | None, filename: str | None, formats: tupl
 def sniff_format(data: bytes) -> str | None:
     """The Pillow format of ``data`` among the ones nin decodes (header only), or None."""
     try:
-        with Image.open(io.BytesIO(data), formats=list(DECODE_FORMATS)) as img:
-            return img.format
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # only the type is read here
+            with Image.open(io.BytesIO(data), formats=list(DECODE_FORMATS)) as img:
+                return img.format
     except Exception:  # not an image, or one Pillow refuses to even open: no type to report
         return None
 
@@ -131,7 +134,7 @@ class ServiceState:
         assert self.batcher is not None and card is not None
         top = card.top if top is None else top
         sort = (card.sort if card.sort is not None else top is not None) if sort is None else sort
-        if not 1 <= (top or 1) <= len(card.classes):
+        if top is not None and not 1 <= top <= len(card.classes):
             raise RequestError(f"top must be between 1 and {len(card.classes)}, got {top}", 422)
         start = time.perf_counter()
         s = self.settings
