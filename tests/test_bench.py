@@ -21,6 +21,9 @@ KEYS = {
     "latency_ms_p50",
     "train_frac_of_bf16_peak",
     "eval_frac_of_bf16_peak",
+    "bare_eval_img_s",
+    "bare_eval_peak_frac",
+    "pipeline_vs_bare",
 }
 
 
@@ -40,12 +43,14 @@ def test_quick_bench_reports_every_key():
     assert set(r) >= KEYS
     for key in KEYS:
         assert r[key] > 0, key
-    assert r["peak_precision"] in ("fp32", "bf16")
+    assert r["peak_precision"] in ("fp32", "bf16") and r["precision"] == r["machine"]["precision"]
+    assert set(r["machine"]["cpu_flags"]) == {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "amx_int8"}
+    assert len(r["samples"]["bare_eval_img_s"]) == len(r["samples"]["eval_img_s"])
     assert len(r["samples"]["ours_step_s"]) == len(r["samples"]["textbook_step_s"]) == 2
     assert set(r["phase_ms"]) == {"data", "model", "optimizer"} and 0 <= r["outside_model_frac"] <= 1
     json.dumps(r)  # one JSON object
     text = format_table(r)
-    for phrase in ("textbook", "GEMM peak", "latency", "ours / textbook"):
+    for phrase in ("textbook", "GEMM peak", "latency", "ours / textbook", "bare model", "CPU flags"):
         assert phrase in text
 
 

@@ -1,8 +1,11 @@
-"""Evaluation throughput and single-image latency: our eager path, and ONNX Runtime when installed.
+"""Evaluation throughput and single-image latency: our eager path, the bare model, and ONNX Runtime.
 
-The eager figures go through the code the project uses (:func:`nin.train.evaluate.predict_logits`, the
-fitted preprocessor, the runtime's precision and memory format). ONNX Runtime runs a private fp32 export
-of the same weights with the preprocessing done beforehand, as a deployment would feed it.
+The pipeline figures go through the code the project uses (:func:`nin.train.evaluate.predict_logits`: uint8
+images in, the fitted preprocessor, the runtime's precision and memory format, float32 logits out on the host).
+The bare figures time only the model's forward, at the same batch size, precision and memory format, on inputs
+preprocessed beforehand: the compute bound of the pipeline, so their ratio is what the pipeline costs.
+ONNX Runtime runs a private fp32 export of the same weights with the preprocessing done beforehand, as a
+deployment would feed it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class InferenceSpeed:
     eval_img_s: list[float] = field(default_factory=list)
+    bare_img_s: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     onnx_img_s: list[float] = field(default_factory=list)
     onnx_latency_ms: list[float] = field(default_factory=list)
@@ -91,7 +95,21 @@ def measure_inference(
         with rt.autocast():
             model(x).float().cpu()  # the answer reaches the host: a real request waits for it
 
+    with torch.inference_mode():  # the bare model's inputs: preprocessed, on the device, in its memory format
+        bare_inputs = [
+            pre.apply(images[i : i + batch_size].to(rt.device)).contiguous(memory_format=rt.memory_format)
+            for i in range(0, images.shape[0], batch_size)
+        ]
+
+    @torch.inference_mode()
+    def bare() -> None:
+        with rt.autocast():
+            for x in bare_inputs:
+                model(x)
+        sync()
+
     predict_logits(model, images[: 2 * batch_size], pre, rt, batch_size)  # warm-up
+    bare()
     for _ in range(3):
         single()
     if sess is not None:
@@ -101,6 +119,9 @@ def measure_inference(
         t0 = time.perf_counter()
         predict_logits(model, images, pre, rt, batch_size)
         out.eval_img_s.append(images.shape[0] / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        bare()
+        out.bare_img_s.append(images.shape[0] / (time.perf_counter() - t0))
         for _ in range(max(1, latency_samples // rounds)):
             t0 = time.perf_counter()
             single()

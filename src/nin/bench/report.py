@@ -10,10 +10,12 @@ def _f(v: float | None, spec: str = ".1f", none: str = "n/a") -> str:
 def format_table(r: dict) -> str:
     m = r["machine"]
     where = m.get("gpu") or f"{m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} threads)"
+    flags = ", ".join(k for k, v in m.get("cpu_flags", {}).items() if v) or "none of the listed"
     prec = r["peak_precision"]
     lines = [
         f"nin bench — {r['settings']['model']}, batch {r['settings']['batch_size']}, 32x32 — {where}",
         f"runtime: {m['runtime']}; torch {m['torch']}; load average {r['load_avg_start']} -> {r['load_avg_end']}",
+        f"CPU flags: {flags}; native bf16: {'yes' if m['cpu_native_bf16'] else 'no'}",
         "",
         f"{'measure':<44} {'value':>12}  note",
         f"{'-' * 44} {'-' * 12}  {'-' * 30}",
@@ -35,6 +37,9 @@ def format_table(r: dict) -> str:
         + ", ".join(f"{k} {v:.1f} ms" for k, v in r["phase_ms"].items()),
         f"{'eval, eager (img/s)':<44} {_f(r['eval_img_s']):>12}  {_f(r['eval_gflops'])} GFLOP/s",
         f"{'eval, % of ' + prec + ' GEMM peak':<44} {_f(100 * r['eval_peak_frac']) + '%':>12}",
+        f"{'eval, bare model forward (img/s)':<44} {_f(r['bare_eval_img_s']):>12}  "
+        f"{_f(100 * r['bare_eval_peak_frac'])}% of peak; pipeline runs at "
+        f"{_f(100 * r['pipeline_vs_bare'])}% of it",
         f"{'latency, 1 image, eager p50 / p99 (ms)':<44} "
         f"{_f(r['latency_ms_p50'], '.2f') + ' / ' + _f(r['latency_ms_p99'], '.2f'):>12}",
     ]

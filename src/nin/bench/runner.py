@@ -150,7 +150,7 @@ def run_bench(opts: BenchOptions) -> dict:
         onnx=opts.onnx,
         between=gemm,
     )
-    precision = "bf16" if rt.amp_dtype == torch.bfloat16 else "fp32"
+    precision = "bf16" if rt.amp_dtype == torch.bfloat16 else "fp32"  # the GEMM peak that bounds it
     peak = gemm.peak(precision)
     train_gflops = ours_img_s * train_gflop_per_image(macs)
     eval_img_s = median(inf.eval_img_s)
@@ -161,6 +161,8 @@ def run_bench(opts: BenchOptions) -> dict:
     per_image = train_gflop_per_image(macs)
     train_fracs = [opts.batch_size / t * per_image / p for t, p in zip(speed.ours_step_s, train_peaks)]
     eval_fracs = [v * eval_gflop_per_image(macs) / p for v, p in zip(inf.eval_img_s, eval_peaks)]
+    bare_fracs = [v * eval_gflop_per_image(macs) / p for v, p in zip(inf.bare_img_s, eval_peaks)]
+    pipeline_vs_bare = [a / b for a, b in zip(inf.eval_img_s, inf.bare_img_s)]
     speedups = [b / o for o, b in zip(speed.ours_step_s, speed.textbook_step_s)]
     outside = speed.phase_shares.get("data", 0.0) + speed.phase_shares.get("optimizer", 0.0)
     result = {
@@ -170,6 +172,7 @@ def run_bench(opts: BenchOptions) -> dict:
         "fp32_gemm_gflops": round(gemm.peak("fp32"), 2),
         "bf16_gemm_gflops": round(gemm.peak("bf16"), 2),
         "peak_precision": precision,
+        "precision": rt.precision,
         "peak_gflops": round(peak, 2),
         "train_gflops": round(train_gflops, 2),
         "train_peak_frac": round(statistics.median(train_fracs), 4),
@@ -177,6 +180,10 @@ def run_bench(opts: BenchOptions) -> dict:
         "eval_img_s": round(eval_img_s, 2),
         "eval_gflops": round(eval_gflops, 2),
         "eval_peak_frac": round(statistics.median(eval_fracs), 4),
+        "bare_eval_img_s": round(median(inf.bare_img_s), 2),
+        "bare_eval_peak_frac": round(statistics.median(bare_fracs), 4),
+        # Pipeline / bare model, per round (1.0 = preprocessing and the copies cost nothing).
+        "pipeline_vs_bare": round(statistics.median(pipeline_vs_bare), 4),
         # The same against the bf16 GEMM peak, whatever precision ran (> 1 where bf16 is emulated and slow).
         "train_frac_of_bf16_peak": round(train_gflops / gemm.peak("bf16"), 4),
         "eval_frac_of_bf16_peak": round(eval_gflops / gemm.peak("bf16"), 4),
@@ -196,6 +203,7 @@ def run_bench(opts: BenchOptions) -> dict:
             "fp32_gemm_gflops": [round(v, 2) for v in gemm.samples["fp32"]],
             "bf16_gemm_gflops": [round(v, 2) for v in gemm.samples["bf16"]],
             "eval_img_s": [round(v, 2) for v in inf.eval_img_s],
+            "bare_eval_img_s": [round(v, 2) for v in inf.bare_img_s],
         },
         "settings": {**asdict(opts), "block_steps": block, "gemm_sizes": gemm.sizes},
         "machine": machine_info(rt),

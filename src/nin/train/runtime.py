@@ -57,8 +57,13 @@ class Runtime:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
+    @property
+    def precision(self) -> str:
+        """``fp32``, ``bf16`` or ``fp16``: what the convolutions compute in."""
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+
     def describe(self) -> str:
-        prec = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        prec = self.precision
         return (
             f"{self.device} {prec}{' channels_last' if self.channels_last else ''}{' compiled' if self.compile else ''}"
         )
@@ -74,13 +79,41 @@ def cpu_has_native_bf16() -> bool:
 
 
 def cpu_model_name() -> str:
-    """The CPU's marketing name where the OS tells it (Linux /proc/cpuinfo), else the platform's guess."""
-    name = platform.processor() or platform.machine()
+    """The CPU's marketing name and, where the OS tells them, its family and model numbers.
+
+    Virtual machines often report a bare "AMD EPYC": the family/model pair is what tells a Zen 1 (family 23)
+    from a Zen 4 (family 25, model 17) there.
+    """
+    info = _cpuinfo()
+    name = info.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in info and "model" in info:
+        name += f" (family {info['cpu family']}, model {info['model']})"
+    return name
+
+
+# The CPU features that decide how fast (and in which precision) the convolutions run.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "amx_int8")
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's entries of Linux's /proc/cpuinfo (empty elsewhere)."""
+    entries: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
-            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                entries[key.strip()] = value.strip()
     except OSError:
-        return name
+        pass
+    return entries
+
+
+def cpu_flags() -> dict[str, bool]:
+    """Which of :data:`CPU_FLAGS` the CPU reports (all False where the OS does not tell)."""
+    have = set(_cpuinfo().get("flags", "").split())
+    return {flag: flag in have for flag in CPU_FLAGS}
 
 
 def machine_info(rt: Runtime | None = None) -> dict:
@@ -91,17 +124,27 @@ def machine_info(rt: Runtime | None = None) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_native_bf16": cpu_has_native_bf16(),
+        "cpu_flags": cpu_flags(),
+        "cpu_capability": _cpu_capability(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "nin": __version__,
     }
     if rt is not None:
-        info.update(device=str(rt.device), runtime=rt.describe())
+        info.update(device=str(rt.device), runtime=rt.describe(), precision=rt.precision)
     if rt is not None and rt.device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(rt.device)
     elif rt is None and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def _cpu_capability() -> str:
+    """The vector ISA PyTorch's own CPU kernels were dispatched to (e.g. AVX2, AVX512)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "unknown"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
