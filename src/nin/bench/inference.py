@@ -108,7 +108,6 @@ def measure_inference(
             for i in range(0, images.shape[0], batch_size)
         ]
 
-
     @torch.inference_mode()
     def forward_only(net: nn.Module) -> None:
         with rt.autocast():
