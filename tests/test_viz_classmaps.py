@@ -12,39 +12,44 @@ from nin.data.registry import load_dataset
 from nin.errors import ConfigError, DataError
 from nin.models import build_model
 from nin.serve.predictor import Predictor
-from nin.train.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from nin.train.checkpoint import build_from_checkpoint, load_checkpoint, make_checkpoint, save_checkpoint
 from nin.viz import ClassMapper, classmaps_figure, classmaps_grid, figure_png, save_figure
 from nin.viz.figures import parse_classes
 from test_viz_support import png_size, trained_run
 
 
-def _predictor(name="nin_mnist", shape=(1, 28, 28), k=10, **options):
+def _model_and_predictor(name="nin_mnist", shape=(1, 28, 28), k=10, **options):
     torch.manual_seed(0)
     options = {"num_classes": k, "in_channels": shape[0], **options}
-    model = build_model(name, **options)
+    model = build_model(name, **options).eval()
     ckpt = make_checkpoint(
         name, options, model, build_preprocessor("scale").state_dict(), [f"c{i}" for i in range(k)], shape
     )
-    return Predictor.from_checkpoint_dict(ckpt, "cpu", "fp32")
+    return model, Predictor.from_checkpoint_dict(ckpt, "cpu", "fp32")
 
 
-def _mapper(name="nin_mnist", shape=(1, 28, 28), k=10):
-    return ClassMapper(_predictor(name, shape, k, batch_norm=True, init="kaiming"))
+def _model_and_mapper(name="nin_mnist", shape=(1, 28, 28), k=10):
+    model, predictor = _model_and_predictor(name, shape, k, batch_norm=True, init="kaiming")
+    return model, ClassMapper(predictor)
 
 
-def _plain_forward(mapper, x):
+def _mapper():
+    return _model_and_mapper()[1]
+
+
+def _plain_forward(model, mapper, x):
     """The model's plain forward pass (``model(x)``), not the maps path the mapper takes."""
     with torch.no_grad():
-        return mapper.predictor.backend.model(mapper.predictor.preprocessor.apply(x))
+        return model(mapper.predictor.preprocessor.apply(x))
 
 
 @pytest.mark.parametrize("name,shape,map_size", [("nin_mnist", (1, 28, 28), 7), ("nin_cifar10", (3, 32, 32), 8)])
 def test_map_shapes_and_pooled_scores_equal_the_logits(name, shape, map_size):
-    mapper = _mapper(name, shape)
+    model, mapper = _model_and_mapper(name, shape)
     x = torch.randint(0, 256, (3, *shape), dtype=torch.uint8)
     results = mapper.explain(x)
     assert len(results) == 3
-    logits = _plain_forward(mapper, x)
+    logits = _plain_forward(model, mapper, x)
     for r, ref in zip(results, logits):
         assert r.maps.shape == (10, map_size, map_size)
         assert r.image.shape == (shape[1], shape[2], 3) and r.image.dtype == np.uint8
@@ -56,7 +61,7 @@ def test_map_shapes_and_pooled_scores_equal_the_logits(name, shape, map_size):
 
 def test_fc_ablation_has_no_class_maps():
     with pytest.raises(ConfigError, match="fully connected head"):
-        ClassMapper(_predictor("nin_cifar10_fc", (3, 32, 32)))
+        ClassMapper(_model_and_predictor("nin_cifar10_fc", (3, 32, 32))[1])
 
 
 @pytest.mark.parametrize("mode,size", [("L", (28, 28)), ("RGB", (64, 40)), ("RGBA", (20, 20)), ("P", (100, 90))])
@@ -78,7 +83,7 @@ def test_predicted_class_map_has_the_highest_mean_on_a_trained_model(tmp_path_fa
     mapper = ClassMapper.from_checkpoint(run / "best.pt")
     ds = load_dataset("synthetic_mnist", "test")
     results = mapper.explain_dataset(ds, range(64))
-    logits = _plain_forward(mapper, ds.images[:64])
+    logits = _plain_forward(build_from_checkpoint(load_checkpoint(run / "best.pt")).eval(), mapper, ds.images[:64])
     for r, ref in zip(results, logits):
         means = r.maps.mean(axis=(1, 2))
         assert int(means.argmax()) == int(ref.argmax())  # the predicted class owns the strongest map

@@ -7,7 +7,7 @@ from __future__ import annotations
 from nin.data.registry import dataset_info
 from nin.errors import ConfigError
 from nin.train.config import TrainConfig, validate
-from nin.train.configs import get_config, list_configs
+from nin.train.experiments import get_config, list_configs
 
 # Every experiment of the paper that nin can run, in the paper's order: Tables 1-4, Table 5,
 # §4.6. Each name is a registered config carrying the paper's number.

@@ -19,7 +19,7 @@ _EXPORTS = {
     "normalize_map": "nin.viz.cam",
     "classmaps_figure": "nin.viz.figures",
     "classmaps_grid": "nin.viz.figures",
-    "load_run": "nin.viz.curves",
+    "load_run": "nin.train.rundir",
     "curves_figures": "nin.viz.curves",
     "confusion_figure": "nin.viz.confusion",
     "build_report": "nin.viz.report",

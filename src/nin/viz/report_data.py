@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from nin.errors import ConfigError, NinError
+from nin.train.rundir import Run, load_run
 from nin.viz._mpl import figure_png
 from nin.viz.confusion import confusion_figure, most_confused
-from nin.viz.curves import Run, curves_figures, load_run
+from nin.viz.curves import curves_figures
 
 log = logging.getLogger(__name__)
 
