@@ -1,4 +1,4 @@
-"""Small dataset files written in the exact official formats (interop.md §4), for the reader and fetch tests.
+"""Small dataset files in the exact official formats (see nin.data.sources), for the reader and fetch tests.
 
 Each image encodes its index so a test can check order, orientation and which split it landed in.
 """

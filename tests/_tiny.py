@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from nin.train import TrainConfig
-from nin.train.configs import get_config
+from nin.train.experiments import get_config
 
 
 def tiny_cfg(**kw) -> TrainConfig:

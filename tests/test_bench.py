@@ -24,6 +24,7 @@ KEYS = {
     "bare_eval_img_s",
     "bare_eval_peak_frac",
     "pipeline_vs_bare",
+    "eager_model_eval_img_s",
 }
 
 

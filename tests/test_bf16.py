@@ -172,3 +172,16 @@ def test_a_few_training_steps_in_bf16(tmp_path, tiny_data):
     assert row16["train_loss"] != row32["train_loss"]
     w16 = torch.load(tmp_path / "bf16" / "last.pt", weights_only=True)["state_dict"]
     assert all(v.dtype in (torch.float32, torch.int64) for v in w16.values())  # master weights stay fp32
+
+
+def test_holding_onednn_to_avx2_turns_native_bf16_off():
+    """`make test-avx2` relies on it: with ONEDNN_MAX_CPU_ISA=AVX2 any CPU takes an AVX2-only CPU's paths."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from nin.train.runtime import cpu_has_native_bf16, select_runtime; "
+    code += "print(cpu_has_native_bf16(), select_runtime('cpu').precision)"
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "fp32"]

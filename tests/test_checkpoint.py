@@ -80,6 +80,13 @@ def test_weights_that_do_not_fit(tmp_path):
     ckpt["model"]["name"] = "resnet50"
     with pytest.raises(CheckpointError, match="cannot build"):
         build_from_checkpoint(ckpt)
+    # A checkpoint is input: an unknown option or one of the wrong type is a one-line error, not a traceback.
+    ckpt["model"] = {"name": "nin_mnist", "options": {"widht": 3}}
+    with pytest.raises(CheckpointError, match=r"cannot build.*widht"):
+        build_from_checkpoint(ckpt)
+    ckpt["model"] = {"name": "nin_mnist", "options": {"num_classes": "ten"}}
+    with pytest.raises(CheckpointError, match="cannot build"):
+        build_from_checkpoint(ckpt)
 
 
 def test_atomic_save_keeps_previous_and_falls_back(tmp_path, caplog):

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -115,3 +117,18 @@ def test_show_config(capsys):
 
 def test_parser_builds():
     assert build_parser().prog == "nin"
+
+
+def test_a_command_imports_no_other_command_module():
+    code = (
+        "import sys; from nin.cli import COMMANDS, main; assert main(['list', 'preprocess', '--json']) == 0; "
+        "others = [m for m, _ in COMMANDS.values() if m in sys.modules and m != 'nin.cli.list_cmd']; "
+        "assert not others, others"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_an_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["-v", "no-such-command"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -81,6 +81,19 @@ def test_predictor_runs_on_the_onnx_file(ckpt_path, onnx_path):
     assert [p.labels for p in ox.predict(images)] == [p.labels for p in pt.predict(images)]
 
 
+def test_classmaps_of_the_onnx_file_match_the_checkpoint(ckpt_path, onnx_path, tmp_path, capsys):
+    from nin.viz import ClassMapper
+
+    ds = load_dataset("mnist_embedded", "test")
+    pt = ClassMapper.from_checkpoint(ckpt_path).explain_dataset(ds, [0, 1])
+    ox = ClassMapper.from_checkpoint(onnx_path).explain_dataset(ds, [0, 1])
+    for a, b in zip(pt, ox, strict=True):
+        np.testing.assert_allclose(b.maps, a.maps, atol=1e-4, rtol=1e-4)
+        assert a.pred == b.pred
+    assert main(["classmaps", str(onnx_path), "--index", "0", "-o", str(tmp_path / "m.png")]) == 0
+    assert "test[0]: predicted" in capsys.readouterr().out
+
+
 def test_models_without_class_maps_export_logits_only(tmp_path):
     path = save_ckpt(tmp_path / "fc.pt", model="nin_cifar10_fc", shape=(3, 32, 32), dataset="synthetic_cifar10")
     r = export_onnx(path, tmp_path / "fc.onnx")

@@ -154,16 +154,16 @@ def test_fetch_dataset_then_load_then_nothing_to_do(server, tmp_path, monkeypatc
 def test_fetch_checks_each_file_present_once(server, tmp_path, monkeypatch):
     """Files that are already there are hashed once (by the inventory), not again before the download."""
     import nin.data.fetch
-    import nin.data.locate
+    import nin.data.inventory
 
     server.files.update(_mnist_source(monkeypatch, tmp_path, server.url))
     root = tmp_path / "root"
     fetch_dataset("mnist", root)
     (root / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()  # one file to fetch again, three present
     checked = []
-    real = nin.data.locate.check_file
-    monkeypatch.setattr(nin.data.locate, "check_file", lambda p, *a: checked.append(p.name) or real(p, *a))
-    monkeypatch.setattr(nin.data.fetch, "check_file", nin.data.locate.check_file)
+    real = nin.data.inventory.check_file
+    monkeypatch.setattr(nin.data.inventory, "check_file", lambda p, *a: checked.append(p.name) or real(p, *a))
+    monkeypatch.setattr(nin.data.fetch, "check_file", nin.data.inventory.check_file)
     fetch_dataset("mnist", root)
     assert sorted(checked) == sorted(
         f.name for f in sources.SOURCES["mnist"].files if f.name != "t10k-labels-idx1-ubyte.gz"

@@ -1,6 +1,8 @@
 """ImageNet preprocessing (Caffe and ModelHub presets), class names, and `nin import` end to end."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,9 +12,9 @@ from PIL import Image
 
 from _interop import FIX, seeded
 from nin.cli import main
+from nin.data.imagenet_preprocess import ImageNetPreprocess
 from nin.data.preprocess import build_preprocessor, list_preprocessors, preprocessor_from_state
 from nin.errors import ConfigError
-from nin.interop.imagenet import ImageNetPreprocess
 from nin.interop.labels import imagenet_classes, read_classes
 from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
 
@@ -42,6 +44,22 @@ def test_labels_file_forms(tmp_path):
     assert read_classes(tmp_path / "a.json", 2) == read_classes(tmp_path / "b.txt", 2) == ["x", "y"]
     with pytest.raises(ConfigError, match="holds 2 names; the model has 3"):
         read_classes(tmp_path / "b.txt", 3)
+
+
+def test_a_saved_preprocess_entry_resolves_from_the_registry_alone():
+    """Checkpoints store the recipe by name; every name resolves with nothing imported but the registry."""
+    state = {"name": "imagenet", "options": {"preset": "caffe", "order": "bgr"}, "tensors": {"mean": [1.0, 2.0, 3.0]}}
+    code = (
+        "import json, sys, torch; from nin.data.preprocess import list_preprocessors, preprocessor_from_state; "
+        "state = json.loads(sys.argv[1]); "
+        "state['tensors'] = {k: torch.tensor(v) for k, v in state['tensors'].items()}; "
+        "p = preprocessor_from_state(state); "
+        "print(type(p).__name__, p.mean.tolist(), ' '.join(list_preprocessors()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(state)], check=True, capture_output=True, text=True)
+    kind, rest = out.stdout.split(" ", 1)
+    assert kind == "ImageNetPreprocess" and rest.startswith("[1.0, 2.0, 3.0]")
+    assert set(rest.split("]", 1)[1].split()) == {"none", "scale", "mean_std", "gcn_zca", "gcn_lcn", "imagenet"}
 
 
 def test_registered_and_presets():

@@ -114,6 +114,33 @@ def test_registry_rejects_unknown_names_and_options():
         build_model("nin_mnist", init="xavier")
 
 
+@pytest.mark.parametrize("name", ["nin_mnist", "nin_cifar10_fc", "cnn_cifar10_gap"])
+def test_an_unknown_option_names_the_valid_ones(name):
+    with pytest.raises(ValueError, match=r"bad options for model .*'widht'.*valid options: num_classes, in_channels"):
+        build_model(name, widht=3)
+
+
+def test_a_type_error_inside_a_builder_is_not_called_bad_options(monkeypatch):
+    """Only a misspelt option is the caller's fault; a TypeError the builder itself raises passes through."""
+    from nin.models import registry
+
+    class Broken:
+        doc = "a builder with a bug"
+
+        def build(self, *, num_classes: int = 10):
+            raise TypeError(f"bug inside the builder ({num_classes} classes)")
+
+    monkeypatch.setattr(registry, "_BUILDERS", dict(registry._BUILDERS))
+    monkeypatch.setattr(registry, "_DOCS", dict(registry._DOCS))
+    registry.register_specs({"broken_net": Broken()})
+    with pytest.raises(TypeError, match=r"bug inside the builder \(3 classes\)"):
+        build_model("broken_net", num_classes=3)
+    with pytest.raises(ValueError, match=r"bad options for model 'broken_net'.*valid options: num_classes"):
+        build_model("broken_net", classes=3)
+    with pytest.raises(RuntimeError, match="registered twice"):
+        registry.register_specs({"nin_mnist": Broken()})
+
+
 @pytest.mark.parametrize("name,size", [("nin_mnist", 28), ("nin_cifar10", 32), ("nin_svhn", 32)])
 def test_feature_size_matches_model(name, size):
     m = build_model(name)

@@ -10,7 +10,7 @@ from PIL import Image
 from fixtures.serve.builders import bomb_png, digit, make_ckpt, png_bytes, save_ckpt
 from nin.cli import main
 from nin.data.images import ImageDecodeError, ImageTooLarge, UnsupportedImageType, open_image, to_mode, to_pil
-from nin.data.preprocess import Preprocessor, _registry, preprocessor_from_state, register_preprocessor
+from nin.data.preprocess import Preprocessor, list_preprocessors, preprocessor_from_state, register_preprocessor
 from nin.errors import CheckpointError, ConfigError, DataError
 from nin.serve.predictor import Prediction, Predictor
 from nin.train.checkpoint import build_from_checkpoint
@@ -237,7 +237,7 @@ class _RecordingCrop(Preprocessor):
         return x / 255.0
 
 
-if _RecordingCrop.name not in _registry():
+if _RecordingCrop.name not in list_preprocessors():
     register_preprocessor(_RecordingCrop)
 
 

@@ -96,11 +96,11 @@ def test_cifar_wrong_md5_and_truncated_archive(tmp_path, monkeypatch):
 
 
 def test_a_huge_wrong_archive_is_refused_without_being_loaded(tmp_path, monkeypatch):
-    import nin.data.locate
+    import nin.data.checksums
 
     written = write_cifar(tmp_path, "cifar10", "python", archive=True)
     _trust_cifar(monkeypatch, "cifar10", written, written["path"].read_bytes())
-    monkeypatch.setattr(nin.data.locate, "READ_ONCE_MAX_BYTES", written["path"].stat().st_size - 1)
+    monkeypatch.setattr(nin.data.checksums, "READ_ONCE_MAX_BYTES", written["path"].stat().st_size - 1)
     with open(written["path"], "ab") as f:
         f.write(bytes(4096))  # now bigger than any official file may be (here: the lowered cap)
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self.name} read whole"))
@@ -297,7 +297,7 @@ def test_fashion_recompressed_copy_passes_on_content_md5(tmp_path, monkeypatch):
 
 def test_idx_files_are_read_and_gunzipped_once(tmp_path, monkeypatch):
     """The md5 is taken of the bytes that are parsed: one read per file, one gunzip of a re-gzipped copy."""
-    import nin.data.locate
+    import nin.data.checksums
 
     files = write_idx_set(tmp_path / "fashion_mnist", gz=True)
     trust(monkeypatch, "fashion_mnist", {k: v for k, v in files.items() if "ubyte" in k})
@@ -307,7 +307,7 @@ def test_idx_files_are_read_and_gunzipped_once(tmp_path, monkeypatch):
     real_read, real_gunzip = Path.read_bytes, gzip.decompress
     monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real_read(self))
     monkeypatch.setattr(gzip, "decompress", lambda data: gunzips.append(len(data)) or real_gunzip(data))
-    monkeypatch.setattr(nin.data.locate, "md5_file", lambda *a, **k: pytest.fail("file hashed from disk again"))
+    monkeypatch.setattr(nin.data.checksums, "md5_file", lambda *a, **k: pytest.fail("file hashed from disk again"))
     ds = load_dataset("fashion_mnist", "train", str(tmp_path))
     assert len(ds) == 24
     assert sorted(reads) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]

@@ -8,7 +8,7 @@ from nin.cli import main
 from nin.data.registry import dataset_info
 from nin.errors import ConfigError, TrainingError
 from nin.reproduce import PAPER_ROWS, reproduce, row_config, scale_epochs
-from nin.train.configs import get_config, list_configs
+from nin.train.experiments import get_config, list_configs
 
 # Tables 1-5 and §4.6: the paper's test errors, the targets of the rows.
 PAPER = {

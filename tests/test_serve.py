@@ -1,9 +1,7 @@
 import asyncio
 import io
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +17,7 @@ import torch
 from PIL import Image
 
 from fixtures.serve.builders import bomb_png, digit, png_bytes, save_ckpt
+from fixtures.serve.contribs import running_server
 from nin.errors import RequestError
 from nin.serve.app import create_app
 from nin.serve.batching import MicroBatcher
@@ -72,7 +71,7 @@ def test_config_validates_against_modelhubs_schema(client):
 
 def test_config_has_modelhubs_nin_fields(client):
     ours = client.get("/api/get_config").json()
-    theirs = json.loads((FIXTURES / "modelhub_nin_config.json").read_text())
+    theirs = json.loads((FIXTURES / "modelhub_nin" / "contrib_src" / "model" / "config.json").read_text())
     assert set(ours) == set(theirs)
     for section in ("meta", "model"):
         assert set(theirs[section]) <= set(ours[section]), section
@@ -92,9 +91,12 @@ def test_model_io_legal_and_files(client):
     r = client.get("/api/get_model_files")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     z = zipfile.ZipFile(io.BytesIO(r.content))
+    # ModelHub's layout: the model folder only (the licences are get_legal's), the weights inside it.
+    names = ["model/", "model/config.json", "model/labels.json", "model/model.pt", "model/thumbnail.jpg"]
+    assert sorted(z.namelist()) == names
     assert json.loads(z.read("model/config.json")) == config
     assert json.loads(z.read("model/labels.json")) == {str(i): str(i) for i in range(10)}
-    assert "model/model.pt" in z.namelist()
+    assert z.read("model/thumbnail.jpg") == client.get("/api/thumbnail/thumbnail.jpg").content
 
 
 def test_samples_thumbnails_and_predict_sample(client, predictor):
@@ -141,6 +143,8 @@ def test_top_sort_and_class_map_extras(client, predictor):
     assert [row["label"] for row in rows["prediction"]] == predictor.predict(digit(2), top_k=3).labels
     everything = upload(client, d, query="?sort=true").json()["output"][0]["prediction"]
     assert len(everything) == 10 and everything[0]["label"] == rows["prediction"][0]["label"]
+    in_class_order = upload(client, d, query="?top=3&sort=false").json()["output"][0]["prediction"]
+    assert [row["label"] for row in in_class_order] == sorted(row["label"] for row in rows["prediction"])
     body = upload(client, d, query="?top=5&sort=true&class_map=true").json()
     cm = body["class_map"]
     assert cm["label"] == body["output"][0]["prediction"][0]["label"] and cm["map_size"] == [7, 7]
@@ -159,39 +163,75 @@ def test_serving_imports_neither_matplotlib_nor_onnxruntime():
 
 
 # --- errors ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "query,message",
-    [("?top=0", "top"), ("?top=11", "between 1 and 10"), ("?top=two", "top"), ("?sort=maybe", "sort")],
-)
-def test_bad_parameters_are_422(client, query, message):
+@pytest.fixture(scope="module")
+def http_client(ckpt_path, predictor):
+    """The same service with a distinct status per error (`nin serve --errors http`)."""
+    with app_client(predictor, checkpoint=str(ckpt_path), errors="http") as c:
+        yield c
+
+
+BAD_PARAMETERS = [("?top=0", "top"), ("?top=11", "between 1 and 10"), ("?top=two", "top"), ("?sort=maybe", "sort")]
+
+
+@pytest.mark.parametrize("query,message", BAD_PARAMETERS)
+def test_bad_parameters_are_modelhubs_400_by_default(client, query, message):
     r = upload(client, png_bytes(digit(0)), query=query)
+    assert r.status_code == 400 and message in r.json()["error"]
+
+
+@pytest.mark.parametrize("query,message", BAD_PARAMETERS)
+def test_bad_parameters_are_422_with_errors_http(http_client, query, message):
+    r = upload(http_client, png_bytes(digit(0)), query=query)
     assert r.status_code == 422 and message in r.json()["error"]
 
 
-def test_error_statuses(client):
-    r = upload(client, b"hello", "notes.txt", "text/plain")
-    assert r.status_code == 415 and r.json()["error"].startswith("Incorrect file type.")
-    r = upload(client, png_bytes(Image.new("RGB", (8, 8)), "PDF"), "doc.pdf", "application/pdf")
-    assert r.status_code == 415
-    r = client.post("/api/predict", json={"file": "x"})
-    assert r.status_code == 415
-    r = upload(client, b"\x89PNG\r\n\x1a\n garbage", "broken.png", "image/png")
-    assert r.status_code == 400 and "could not be decoded" in r.json()["error"]
+def _bad_requests(c):
+    """(what, response) for every malformed request; the two tests below expect their own statuses."""
     truncated = png_bytes(torch.randint(0, 255, (64, 64), dtype=torch.uint8).numpy())[:300]
-    r = upload(client, truncated, "cut.png", "application/octet-stream")
-    assert r.status_code == 400 and "cut.png could not be decoded" in r.json()["error"]
-    r = client.post("/api/predict", files={"image": ("d.png", png_bytes(digit(0)), "image/png")})
-    assert r.status_code == 400 and "field `file`" in r.json()["error"]
-    r = upload(client, b"", "empty.png")
-    assert r.status_code == 400
-    r = client.get("/api/predict_sample", params={"filename": "../../etc/passwd"})
-    assert r.status_code == 404 and "error" in r.json()
-    assert client.get("/api/samples/nope.png").status_code == 404
-    assert client.get("/api/thumbnail/nope.png").status_code == 404
-    assert client.get("/api/predict_sample").status_code == 422
-    r = client.get("/api/nowhere")
-    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
-    assert client.delete("/api/predict").status_code == 405
+    yield "text", upload(c, b"hello", "notes.txt", "text/plain")
+    yield "pdf", upload(c, png_bytes(Image.new("RGB", (8, 8)), "PDF"), "doc.pdf", "application/pdf")
+    yield "json", c.post("/api/predict", json={"file": "x"})
+    yield "broken", upload(c, b"\x89PNG\r\n\x1a\n garbage", "broken.png", "image/png")
+    yield "truncated", upload(c, truncated, "cut.png", "application/octet-stream")
+    yield "no_field", c.post("/api/predict", files={"image": ("d.png", png_bytes(digit(0)), "image/png")})
+    yield "empty", upload(c, b"", "empty.png")
+    yield "unknown_sample", c.get("/api/predict_sample", params={"filename": "../../etc/passwd"})
+    yield "no_filename", c.get("/api/predict_sample")
+    yield "no_fileurl", c.get("/api/predict")
+    yield "sample_file", c.get("/api/samples/nope.png")
+    yield "thumbnail", c.get("/api/thumbnail/nope.png")
+    yield "route", c.get("/api/nowhere")
+    yield "method", c.delete("/api/predict")
+
+
+HTTP_STATUSES = {"text": 415, "pdf": 415, "json": 415, "broken": 400, "truncated": 400, "no_field": 400}
+HTTP_STATUSES |= {"empty": 400, "unknown_sample": 404, "no_filename": 422, "no_fileurl": 422}
+HTTP_STATUSES |= {"sample_file": 404, "thumbnail": 404, "route": 404, "method": 405}
+
+
+def _check_texts(got):
+    assert got["text"].json()["error"].startswith("Incorrect file type.")
+    assert "could not be decoded" in got["broken"].json()["error"]
+    assert "cut.png could not be decoded" in got["truncated"].json()["error"]
+    assert "field `file`" in got["no_field"].json()["error"]
+    assert got["unknown_sample"].json()["error"].startswith("The given sample file does not exist.")
+    assert got["route"].json() == {"error": "Not Found"}
+    assert all(set(r.json()) == {"error"} for r in got.values())
+
+
+def test_error_statuses_with_errors_http(http_client):
+    got = dict(_bad_requests(http_client))
+    assert {k: r.status_code for k, r in got.items()} == HTTP_STATUSES
+    _check_texts(got)
+
+
+def test_error_statuses_are_modelhubs_by_default(client):
+    """ModelHub's engine answers every error of its JSON routes 400 (`_jsonify`); its sample and thumbnail
+    routes and unknown paths answer 404, a wrong method 405 (Flask's own), as here."""
+    got = dict(_bad_requests(client))
+    kept = {"sample_file": 404, "thumbnail": 404, "route": 404, "method": 405}
+    assert {k: r.status_code for k, r in got.items()} == {k: kept.get(k, 400) for k in HTTP_STATUSES}
+    _check_texts(got)
 
 
 def test_upload_cap_is_413(predictor):
@@ -217,8 +257,11 @@ def test_image_dimension_caps_are_413(client, predictor):
         assert r.status_code == 413 and "100 px a side" in r.json()["error"]
 
 
-def test_internal_errors_are_500_without_details(ckpt_path, predictor):
-    app = create_app(ServeSettings(), predictor=predictor)
+@pytest.mark.parametrize("errors,status", [("modelhub", 400), ("http", 500)])
+def test_internal_errors_give_no_details(predictor, errors, status):
+    """ModelHub answers a model that raises with 400 (restapivoid_test's ModelThrowingError); ours says 500
+    with --errors http. Neither leaks the exception."""
+    app = create_app(ServeSettings(errors=errors), predictor=predictor)
     with TestClient(app, raise_server_exceptions=False) as c:
 
         def broken(pixels, maps):
@@ -226,7 +269,7 @@ def test_internal_errors_are_500_without_details(ckpt_path, predictor):
 
         app.state.nin.batcher.run = broken
         r = upload(c, png_bytes(digit(0)))
-        assert r.status_code == 500
+        assert r.status_code == status
         assert "secret" not in r.text and "error" in r.json()
 
 
@@ -320,21 +363,7 @@ def test_micro_batcher_sheds_load_when_full():
 
 # --- a real server -----------------------------------------------------------------------------------
 def test_nin_serve_answers_curl_style_upload_over_real_uvicorn(ckpt_path, predictor, tmp_path):
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nin", "serve", str(ckpt_path), "--port", str(port), "--log-level", "warning"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_ready(base, proc, timeout=90)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}\n{(tmp_path / 'serve.log').read_text()}")
+    with running_server(ckpt_path, workdir=tmp_path, timeout=90) as base:
         d = digit(21)
         r = httpx.post(f"{base}/api/predict", files={"file": ("digit.png", png_bytes(d), "image/png")}, timeout=30)
         assert r.status_code == 200
@@ -354,13 +383,8 @@ def test_nin_serve_answers_curl_style_upload_over_real_uvicorn(ckpt_path, predic
                 t.join()
         assert [r.status_code for r in results] == [200] * 8
         assert "nin-mnist" in httpx.get(f"{base}/api/get_config").text
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        r = httpx.get(f"{base}/api/predict_sample", params={"filename": "nope.png"})
+        assert r.status_code == 400 and r.json()["error"].startswith("The given sample file does not exist.")
 
 
 def test_serve_cli_rejects_a_bad_checkpoint_in_one_line(tmp_path, capsys):

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from fixtures.serve.builders import digit, png_bytes, save_ckpt
-from nin.errors import RequestError
+from nin.errors import ConfigError, RequestError
 from nin.serve.app import create_app
-from nin.serve.fetch import _check_address, resolve_public
+from nin.serve.fetch import HostAllowlist, _check_address, resolve_public
 from nin.serve.predictor import Predictor
 from nin.serve.settings import ServeSettings
 
@@ -61,6 +61,10 @@ class _Files(BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", "/digit.png")
             self.end_headers()
+        elif self.path.startswith("/elsewhere?to="):  # a redirect to another host
+            self.send_response(302)
+            self.send_header("Location", self.path.split("=", 1)[1])
+            self.end_headers()
         else:
             self._send(404, b"no", "text/plain")
 
@@ -85,14 +89,17 @@ def file_server():
     server.shutdown()
 
 
-def test_fileurl_is_off_by_default(client, file_server):
+def test_fileurl_is_off_by_default(client, predictor, file_server):
     r = client.get("/api/predict", params={"fileurl": f"{file_server}/digit.png"})
-    assert r.status_code == 403 and "--allow-fileurl" in r.json()["error"]
-    assert client.get("/api/predict").status_code == 422
+    assert r.status_code == 400 and "--allow-fileurl" in r.json()["error"]  # ModelHub's status for any error
+    assert client.get("/api/predict").status_code == 400
+    with app_client(predictor, errors="http") as c:
+        assert c.get("/api/predict", params={"fileurl": f"{file_server}/digit.png"}).status_code == 403
+        assert c.get("/api/predict").status_code == 422
 
 
 def test_fileurl_refuses_private_hosts_and_other_schemes(predictor, file_server):
-    with app_client(predictor, allow_fileurl=True) as c:
+    with app_client(predictor, allow_fileurl=True, errors="http") as c:
         for url in (f"{file_server}/digit.png", "http://localhost/x.png", "http://[::1]/x.png", "http://10.0.0.8/x"):
             r = c.get("/api/predict", params={"fileurl": url})
             assert r.status_code == 403 and "refusing" in r.json()["error"], url
@@ -138,7 +145,8 @@ def test_resolution_checks_every_address():
 
 
 def test_fileurl_fetch_caps(predictor, file_server):
-    settings = dict(allow_fileurl=True, fileurl_allow_private=True, max_upload_bytes=10_000, fileurl_timeout_s=0.8)
+    settings = dict(allow_fileurl=True, fileurl_allow_hosts=("127.0.0.1",), max_upload_bytes=10_000)
+    settings |= dict(fileurl_timeout_s=0.8, errors="http")
     with app_client(predictor, **settings) as c:
         ok = c.get("/api/predict", params={"fileurl": f"{file_server}/digit.png", "top": 3})
         assert ok.status_code == 200
@@ -150,3 +158,40 @@ def test_fileurl_fetch_caps(predictor, file_server):
         r = c.get("/api/predict", params={"fileurl": f"{file_server}/slow.png"})
         assert r.status_code == 504 and time.perf_counter() - t0 < 1.9
         assert c.get("/api/predict", params={"fileurl": f"{file_server}/nothing"}).status_code == 502
+
+
+def test_allowlist_names_hosts_addresses_and_networks():
+    allow = HostAllowlist(["Images.Intranet.", "127.0.0.1", "10.0.0.0/8", "[fd00::5]"])
+    for host, ip in [("images.intranet", "10.9.9.9"), ("x", "127.0.0.1"), ("x", "10.200.1.2"), ("x", "fd00::5")]:
+        _check_address(ip, allow_private=False, allowlist=allow, host=host)
+    for host, ip in [("other", "127.0.0.2"), ("other", "192.168.1.1"), ("other", "::1"), ("other", "fd00::6")]:
+        with pytest.raises(RequestError) as e:
+            _check_address(ip, allow_private=False, allowlist=allow, host=host)
+        assert e.value.status == 403 and "--fileurl-allow-hosts" in str(e.value)
+    for bad in ("http://x", "a b", "host/path", ""):
+        with pytest.raises(ConfigError, match="is not a host name, an address or a network"):
+            HostAllowlist([bad])
+
+
+def test_allowlist_is_checked_at_every_hop(predictor, file_server):
+    """A listed host is fetched although loopback; a redirect to an unlisted private host is refused."""
+    port = file_server.rsplit(":", 1)[1]
+    with app_client(predictor, allow_fileurl=True, fileurl_allow_hosts=("127.0.0.1",)) as c:
+        assert c.get("/api/predict", params={"fileurl": f"{file_server}/digit.png"}).status_code == 200
+        assert c.get("/api/predict", params={"fileurl": f"{file_server}/moved"}).status_code == 200
+        r = c.get("/api/predict", params={"fileurl": f"{file_server}/elsewhere?to=http://127.0.0.2:{port}/digit.png"})
+        assert r.status_code == 400 and "refusing to fetch from 127.0.0.2" in r.json()["error"]
+        r = c.get("/api/predict", params={"fileurl": f"http://127.0.0.2:{port}/digit.png"})
+        assert r.status_code == 400 and "refusing" in r.json()["error"]
+    with app_client(predictor, allow_fileurl=True, fileurl_allow_hosts=("intranet.example",), errors="http") as c:
+        assert c.get("/api/predict", params={"fileurl": f"{file_server}/digit.png"}).status_code == 403
+
+
+def test_allowlist_needs_allow_fileurl_and_valid_entries():
+    with pytest.raises(ConfigError, match="add --allow-fileurl"):
+        ServeSettings(fileurl_allow_hosts=("127.0.0.1",))
+    with pytest.raises(ConfigError, match="'ftp://x' is not a host name"):
+        ServeSettings(allow_fileurl=True, fileurl_allow_hosts=("ftp://x",))
+    assert ServeSettings.from_json(ServeSettings(allow_fileurl=True, fileurl_allow_hosts=("a",)).to_json()) == (
+        ServeSettings(allow_fileurl=True, fileurl_allow_hosts=("a",))
+    )

@@ -7,7 +7,7 @@ import torch
 from _tiny import tiny_cfg
 from nin.errors import ConfigError, TrainingError
 from nin.train import TrainConfig, apply_overrides, load_checkpoint, train
-from nin.train.configs import get_config, list_configs
+from nin.train.experiments import get_config, list_configs
 from nin.train.optim import Schedule, param_groups
 from nin.train.runtime import select_runtime
 
@@ -137,9 +137,9 @@ def test_stall_is_detected_and_explained(tmp_path, tiny_data):
     # Force dead class maps: a huge negative bias on the last cccp -> ReLU outputs zeros everywhere.
     cfg = tiny_cfg(batch_norm=False, init="paper", stall_steps=3, epochs=2, lr=1e-6)
 
-    import nin.train.engine as engine
+    import nin.train.prepare as prepare
 
-    real = engine.build_model
+    real = prepare.build_model
 
     def dead(name, **opts):
         m = real(name, **opts)
@@ -147,14 +147,14 @@ def test_stall_is_detected_and_explained(tmp_path, tiny_data):
             m.last_layer().bias.fill_(-1e3)
         return m
 
-    engine.build_model = dead
+    prepare.build_model = dead
     try:
         with pytest.raises(TrainingError, match=r"stalled.*ln\(10\).*init=kaiming"):
             train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
         r = train(cfg.replace(on_stall="warn"), out_dir=tmp_path / "w", progress=False, data=tiny_data, runtime=CPU32)
         assert math.isclose(r.final["loss"], math.log(10), rel_tol=1e-4)
     finally:
-        engine.build_model = real
+        prepare.build_model = real
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
@@ -190,6 +190,22 @@ def test_schedules():
     plat = Schedule(TrainConfig(schedule="plateau", plateau_patience=2, plateau_drops=2), spe)
     drops = [plat.epoch_end(e) for e in (10, 9, 9, 9, 9, 9, 9, 9)]
     assert sum(drops) == 2 and plat.factor(0) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    "key,typo,valid",
+    [("model", "nin_mnst", "nin_mnist"), ("dataset", "cifar_10", "cifar10"), ("preprocess", "gcn-zca", "gcn_zca")],
+)
+def test_a_misspelt_name_fails_before_the_data_loads(tmp_path, key, typo, valid):
+    """A typo in a model, dataset or preprocessing name is a one-line ConfigError listing the valid names,
+    raised before any data is read or the run folder is made."""
+    cfg = get_config("cifar10").replace(data_root=str(tmp_path / "no-data"), **{key: typo})
+    expected = rf"{key}='{typo}' is not one of: .*\b{valid}\b.*`nin list "
+    with pytest.raises(ConfigError, match=expected):
+        train(cfg, out_dir=tmp_path / "run", progress=False, runtime=CPU32)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=expected):
+        apply_overrides(get_config("quickstart"), [f"{key}={typo}"])
 
 
 def test_overrides_are_checked():

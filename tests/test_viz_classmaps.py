@@ -1,3 +1,4 @@
+import json
 import re
 
 import numpy as np
@@ -10,27 +11,45 @@ from nin.data.preprocess import build_preprocessor
 from nin.data.registry import load_dataset
 from nin.errors import ConfigError, DataError
 from nin.models import build_model
-from nin.train.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from nin.serve.predictor import Predictor
+from nin.train.checkpoint import build_from_checkpoint, load_checkpoint, make_checkpoint, save_checkpoint
 from nin.viz import ClassMapper, classmaps_figure, classmaps_grid, figure_png, save_figure
 from nin.viz.figures import parse_classes
 from test_viz_support import png_size, trained_run
 
 
-def _mapper(name="nin_mnist", shape=(1, 28, 28), k=10):
+def _model_and_predictor(name="nin_mnist", shape=(1, 28, 28), k=10, **options):
     torch.manual_seed(0)
-    model = build_model(name, num_classes=k, in_channels=shape[0], batch_norm=True, init="kaiming")
-    classes = [f"c{i}" for i in range(k)]
-    return ClassMapper(model, build_preprocessor("scale"), classes, shape)
+    options = {"num_classes": k, "in_channels": shape[0], **options}
+    model = build_model(name, **options).eval()
+    ckpt = make_checkpoint(
+        name, options, model, build_preprocessor("scale").state_dict(), [f"c{i}" for i in range(k)], shape
+    )
+    return model, Predictor.from_checkpoint_dict(ckpt, "cpu", "fp32")
+
+
+def _model_and_mapper(name="nin_mnist", shape=(1, 28, 28), k=10):
+    model, predictor = _model_and_predictor(name, shape, k, batch_norm=True, init="kaiming")
+    return model, ClassMapper(predictor)
+
+
+def _mapper():
+    return _model_and_mapper()[1]
+
+
+def _plain_forward(model, mapper, x):
+    """The model's plain forward pass (``model(x)``), not the maps path the mapper takes."""
+    with torch.no_grad():
+        return model(mapper.predictor.preprocessor.apply(x))
 
 
 @pytest.mark.parametrize("name,shape,map_size", [("nin_mnist", (1, 28, 28), 7), ("nin_cifar10", (3, 32, 32), 8)])
 def test_map_shapes_and_pooled_scores_equal_the_logits(name, shape, map_size):
-    mapper = _mapper(name, shape)
+    model, mapper = _model_and_mapper(name, shape)
     x = torch.randint(0, 256, (3, *shape), dtype=torch.uint8)
     results = mapper.explain(x)
     assert len(results) == 3
-    with torch.no_grad():
-        logits = mapper.model(mapper.pre.apply(x))  # the plain forward pass, not the maps path
+    logits = _plain_forward(model, mapper, x)
     for r, ref in zip(results, logits):
         assert r.maps.shape == (10, map_size, map_size)
         assert r.image.shape == (shape[1], shape[2], 3) and r.image.dtype == np.uint8
@@ -41,9 +60,8 @@ def test_map_shapes_and_pooled_scores_equal_the_logits(name, shape, map_size):
 
 
 def test_fc_ablation_has_no_class_maps():
-    model = build_model("nin_cifar10_fc")
     with pytest.raises(ConfigError, match="fully connected head"):
-        ClassMapper(model, build_preprocessor("scale"), [str(i) for i in range(10)], (3, 32, 32))
+        ClassMapper(_model_and_predictor("nin_cifar10_fc", (3, 32, 32))[1])
 
 
 @pytest.mark.parametrize("mode,size", [("L", (28, 28)), ("RGB", (64, 40)), ("RGBA", (20, 20)), ("P", (100, 90))])
@@ -65,8 +83,7 @@ def test_predicted_class_map_has_the_highest_mean_on_a_trained_model(tmp_path_fa
     mapper = ClassMapper.from_checkpoint(run / "best.pt")
     ds = load_dataset("synthetic_mnist", "test")
     results = mapper.explain_dataset(ds, range(64))
-    with torch.no_grad():
-        logits = mapper.model(mapper.pre.apply(ds.images[:64]))
+    logits = _plain_forward(build_from_checkpoint(load_checkpoint(run / "best.pt")).eval(), mapper, ds.images[:64])
     for r, ref in zip(results, logits):
         means = r.maps.mean(axis=(1, 2))
         assert int(means.argmax()) == int(ref.argmax())  # the predicted class owns the strongest map
@@ -195,3 +212,43 @@ def test_cli_classmaps_fc_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert load_checkpoint(ckpt)["model"]["name"] == "nin_cifar10_fc"
     assert main(["classmaps", str(ckpt), "--grid", "2", "--dataset", "synthetic_cifar10"]) == 2
     assert "no class maps" in capsys.readouterr().err
+
+
+def _exif_rotated_digit(tmp_path, tmp_path_factory):
+    """A JPEG whose pixels are stored turned a quarter left, with the EXIF tag that tells viewers to turn them back
+    (orientation 6), and the upright picture it shows, losslessly as PNG. The picture is a test digit, wider than
+    high, so the stored and the shown image differ in shape too."""
+    digit = load_dataset("synthetic_mnist", "test").images[3, 0].numpy()
+    upright = Image.fromarray(digit, "L").resize((56, 40), Image.BILINEAR)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    jpeg = tmp_path / "turned.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(jpeg, quality=95, exif=exif)
+    with Image.open(jpeg) as stored:  # decoded as stored, turned by hand: what a viewer shows
+        assert stored.size == (40, 56) and stored.getexif()[0x0112] == 6
+        shown = stored.transpose(Image.Transpose.ROTATE_270)
+        shown.save(tmp_path / "shown.png")
+        stored.save(tmp_path / "stored.png")  # the same pixels without the tag: sideways
+    return jpeg, tmp_path / "shown.png", tmp_path / "stored.png"
+
+
+def test_classmaps_and_predict_agree_on_an_exif_rotated_photo(tmp_path, tmp_path_factory, capsys):
+    ckpt = trained_run(tmp_path_factory) / "best.pt"
+    jpeg, shown, stored = _exif_rotated_digit(tmp_path, tmp_path_factory)
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu", precision="fp32")
+    mapper = ClassMapper.from_checkpoint(ckpt, device="cpu", precision="fp32")
+    r, upright, sideways = mapper.explain_files([jpeg, shown, stored])
+    # The maps are those of the upright picture, and they differ from those of the pixels as stored.
+    np.testing.assert_array_equal(r.image, upright.image)
+    np.testing.assert_allclose(r.maps, upright.maps, rtol=0, atol=1e-6)
+    assert np.abs(r.maps - sideways.maps).max() > 1e-3
+    # Same probabilities and top class as the Predictor that serves `nin predict`.
+    probs = predictor.probabilities(jpeg)[0].numpy()
+    np.testing.assert_allclose(r.probs, probs, rtol=1e-5, atol=1e-6)
+    assert r.pred == int(probs.argmax()) == predictor.predict(jpeg).indices[0]
+    # And the two commands print the same answer.
+    assert main(["predict", str(ckpt), str(jpeg), "--json", "--top-k", "10", "--precision", "fp32"]) == 0
+    top = json.loads(capsys.readouterr().out)["predictions"][0]["top"][0]
+    assert main(["classmaps", str(ckpt), str(jpeg), "-o", str(tmp_path / "m.png"), "--precision", "fp32"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line == f"turned.jpg: predicted {top['label']} (p={top['probability']:.3f}, score {r.logits[r.pred]:.3f})"

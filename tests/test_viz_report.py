@@ -12,8 +12,11 @@ from nin.data.preprocess import preprocessor_from_state
 from nin.data.registry import load_dataset
 from nin.errors import ConfigError
 from nin.train import build_from_checkpoint, evaluate, load_checkpoint, train
-from nin.viz.curves import confusion_figure, curves_figures, load_run, most_confused
-from nin.viz.report import build_report, fmt_duration
+from nin.train.rundir import load_run
+from nin.viz.confusion import confusion_figure, most_confused
+from nin.viz.curves import curves_figures
+from nin.viz.report import build_report
+from nin.viz.report_data import fmt_duration
 from nin.viz.tensorboard import TensorBoardLogger
 from test_viz_support import CPU32, png_size, tiny_cfg, tiny_data, trained_run
 

@@ -172,8 +172,8 @@ def test_fitted_zca_travels_in_the_checkpoint(tmp_path):
     """Training fits GCN + ZCA on the train split; the checkpoint carries mean and W for eval and prediction."""
     from nin.data.synthetic import synthetic_dataset
     from nin.train.checkpoint import load_checkpoint
-    from nin.train.configs import get_config
     from nin.train.engine import train
+    from nin.train.experiments import get_config
     from nin.train.runtime import Runtime
 
     data = synthetic_dataset((3, 32, 32), 10, 8, seed=1), synthetic_dataset((3, 32, 32), 10, 4, seed=2)

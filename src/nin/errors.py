@@ -18,6 +18,10 @@ class ConfigError(NinError, ValueError):
     """A config name, a ``--set`` override or an option is invalid."""
 
 
+class MissingDependencyError(ConfigError):
+    """An optional package is not installed; the message names the extra that installs it (:mod:`nin.extras`)."""
+
+
 class DataError(NinError):
     """A dataset file is missing, truncated, corrupt or of the wrong format."""
 

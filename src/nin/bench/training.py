@@ -25,8 +25,9 @@ from nin.models import build_model
 from nin.train.batches import EpochBatches
 from nin.train.config import TrainConfig
 from nin.train.distributed import DistContext
-from nin.train.engine import model_options, train
+from nin.train.engine import train
 from nin.train.optim import Schedule, build_optimizer
+from nin.train.prepare import model_options
 from nin.train.runtime import Runtime
 
 

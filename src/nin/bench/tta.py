@@ -21,7 +21,7 @@ from nin.bench.runner import load_average
 from nin.data.dataset import Dataset
 from nin.errors import ConfigError
 from nin.train.config import TrainConfig
-from nin.train.configs import MODERN_RECIPE
+from nin.train.experiments import MODERN_RECIPE
 
 log = logging.getLogger(__name__)
 

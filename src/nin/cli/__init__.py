@@ -1,7 +1,8 @@
 """The one console script ``nin``: a thin shell that dispatches subcommands from a table.
 
-Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``; modules
-are imported only when their command runs, so ``nin --help`` stays fast.
+Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``. ``main``
+imports only the module of the command it runs (``nin --help`` imports none): the table below names each
+module by its path, so no command pays for the imports of another.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from nin import __version__
+from nin._version import __version__
 from nin.errors import NinError
 
 # command -> (module, one-line help)
@@ -31,7 +32,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``nin`` parser: every subcommand with its arguments, or with ``only``, that one alone with them.
+
+    Args:
+        only: the one subcommand whose module is imported to add its arguments (``""``: none); the others
+            are listed with their help line all the same.
+    """
     parser = argparse.ArgumentParser(
         prog="nin", description="Network In Network (Lin, Chen, Yan 2013): train, reproduce, explain, serve."
     )
@@ -41,12 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        if only is None or name == only:
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The global options take no value, so the first word that is not an option names the command.
+    command = next((a for a in argv if not a.startswith("-")), "")
+    parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -1,6 +1,6 @@
 """``nin classmaps CHECKPOINT [IMAGE...]``: the class maps of NIN's last mlpconv (paper Fig. 4) and CAM overlays.
 
-Inputs are image files (any PIL mode, decoded as the checkpoint's preprocessor decodes them) and/or items of
+Inputs are image files (opened and decoded exactly as ``nin predict`` does it) and/or items of
 a dataset split (``--index``, true class known and framed). ``--grid N`` tiles CAM overlays of N items of a
 split instead (batch mode).
 """
@@ -11,13 +11,15 @@ import argparse
 import logging
 from pathlib import Path
 
+from nin.cli.options import add_precision
+
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", type=Path, help="a .pt file written by `nin train` (a GAP model)")
+    p.add_argument("checkpoint", type=Path, help="a .pt file written by `nin train` (a GAP model), or its .onnx export")
     p.add_argument(
-        "images", nargs="*", type=Path, metavar="IMAGE", help="image files to explain (any format PIL reads)"
+        "images", nargs="*", type=Path, metavar="IMAGE", help="image files to explain (PNG, JPEG, GIF, BMP, ...)"
     )
     p.add_argument(
         "-o", "--output", type=Path, default=None, help="PNG to write (default: classmaps.png / classmaps-grid.png)"
@@ -49,18 +51,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--per-page", type=int, default=12, help="rows per figure; more inputs go to FILE-2.png, ...")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    add_precision(p)
 
 
-def _dataset(args: argparse.Namespace, ckpt: dict):
-    from nin.data.registry import load_dataset
-    from nin.errors import ConfigError
+def _dataset(args: argparse.Namespace, mapper):
+    from nin.train.testdata import load_eval_split
 
-    train_cfg = ckpt.get("train") or {}
-    name = args.dataset or train_cfg.get("dataset")
-    if not name:
-        raise ConfigError(f"{args.checkpoint} does not record a dataset; pass --dataset NAME")
-    split = args.split or train_cfg.get("test_split", "test")
-    return load_dataset(name, split, args.data_root or train_cfg.get("data_root"))
+    info = mapper.predictor.info  # what the file records: its training config and input size
+    recorded = {"train": info.train, "input": info.input}
+    return load_eval_split(recorded, args.dataset, args.split, args.data_root, source=args.checkpoint)[1]
 
 
 def _grid_indices(args: argparse.Namespace, mapper, ds) -> list[int]:
@@ -73,14 +72,10 @@ def _grid_indices(args: argparse.Namespace, mapper, ds) -> list[int]:
         return list(range(n))
     if args.pick == "random":
         return torch.randperm(len(ds), generator=torch.Generator().manual_seed(args.seed))[:n].tolist()
-    from nin.train.evaluate import predict_logits
-    from nin.train.runtime import select_runtime
-
-    rt = select_runtime(str(mapper.device), "fp32", "off", "off")
-    wrong = (predict_logits(mapper.model, ds.images, mapper.pre, rt).argmax(1) != ds.labels).nonzero()[:, 0]
-    if not len(wrong):
+    wrong = mapper.misclassified(ds)
+    if not wrong:
         raise ConfigError(f"the model makes no mistake on {ds.name}; use --pick first or random")
-    return wrong[:n].tolist()
+    return wrong[:n]
 
 
 def _first_of_each_class(ds) -> list[int]:
@@ -96,7 +91,6 @@ def _pages(path: Path, n_pages: int) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from nin.errors import ConfigError
-    from nin.train.checkpoint import load_checkpoint
     from nin.viz import ClassMapper, classmaps_figure, classmaps_grid, save_figure
     from nin.viz.figures import parse_classes
 
@@ -108,13 +102,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--grid explains a dataset split on its own; drop the IMAGE files, --index and --per-class")
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha must be in [0, 1], got {args.alpha}")
-    ckpt = load_checkpoint(args.checkpoint)
-    mapper = ClassMapper.from_checkpoint(ckpt, args.device)
+    mapper = ClassMapper.from_checkpoint(args.checkpoint, args.device, args.precision)
     parse_classes(args.classes, len(mapper.classes))  # fail on a bad --classes before any work
     box = args.box
 
     if args.grid:
-        ds = _dataset(args, ckpt)
+        ds = _dataset(args, mapper)
         results = mapper.explain_dataset(ds, _grid_indices(args, mapper, ds))
         out = args.output or Path("classmaps-grid.png")
         save_figure(classmaps_grid(results, alpha=args.alpha, cmap=args.cmap, box=box), out)
@@ -124,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     results = mapper.explain_files(args.images) if args.images else []
     if args.index or args.per_class:
-        ds = _dataset(args, ckpt)
+        ds = _dataset(args, mapper)
         results += mapper.explain_dataset(ds, list(args.index) + (_first_of_each_class(ds) if args.per_class else []))
     out = args.output or Path("classmaps.png")
     chunks = [results[i : i + args.per_page] for i in range(0, len(results), args.per_page)]

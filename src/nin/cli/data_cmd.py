@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from nin.data.locate import inspect
+    from nin.data.inventory import inspect
     from nin.data.registry import dataset_info, list_datasets
     from nin.data.sources import SOURCES
 
@@ -69,7 +69,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from nin.data.locate import inspect
+    from nin.data.inventory import inspect
     from nin.data.registry import dataset_info
     from nin.data.sources import SOURCES
 
@@ -89,23 +89,15 @@ def _info_builtin(args: argparse.Namespace, info) -> int:
         state = {"dataset": args.name, "ready": True, "files": [], "note": "built in: no files needed"}
         print(json.dumps(state) if args.json else f"{args.name}: {info.description}\n  status  ready (built in)")
         return 0
-    from nin.data.imagefolder import class_folders
+    from nin.data.imagefolder import inspect_image_folder
     from nin.errors import DataError
 
     if not args.root:
         raise DataError(f"{args.name} reads your own images: nin data info {args.name} --root DIR")
-    from pathlib import Path
-
-    root = Path(args.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist")
-    layout = {s: class_folders(root / s) for s in ("train", "test") if (root / s).is_dir()} or {
-        "all": class_folders(root)
-    }
-    counts = {s: {c: len(f) for c, f in folders.items()} for s, folders in layout.items()}
-    ready = all(counts.values())
+    found = inspect_image_folder(args.root)
+    root, counts, ready = found["root"], found["classes"], found["ready"]
     if args.json:
-        print(json.dumps({"dataset": args.name, "root": str(root), "classes": counts, "ready": ready}))
+        print(json.dumps({"dataset": args.name, **found}))
     else:
         print(f"{args.name}: {info.description}\n  folder  {root}")
         for s, c in counts.items():
@@ -117,7 +109,7 @@ def _info_builtin(args: argparse.Namespace, info) -> int:
 
 def render_info(state: dict, description: str = "") -> str:
     """The text of ``nin data info``: where it looked, what it found, and exactly what to do."""
-    from nin.data.sources import human_size
+    from nin.data.inventory import human_size
 
     lines = [f"{state['title']} ({state['dataset']}): {description}".rstrip(": ")]
     lines.append(f"  data root  {state['root']}   (change with --root DIR or $NIN_DATA_ROOT)")

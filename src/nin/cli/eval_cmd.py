@@ -31,39 +31,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nin.data.registry import load_dataset
     from nin.errors import ConfigError
     from nin.export import load_for_eval
     from nin.train.evaluate import evaluate
     from nin.train.runtime import inference_runtime
+    from nin.train.testdata import load_eval_split
 
     # A .pt checkpoint or an .onnx export (fp32 or int8: the export carries its preprocessing and metadata).
     rt = inference_runtime(args.device, args.precision)
     ckpt, model, pre = load_for_eval(args.checkpoint, rt)
     train_cfg = ckpt.get("train") or {}
-    dataset = args.dataset or train_cfg.get("dataset")
-    if not dataset:
-        raise ConfigError(f"{args.checkpoint} does not record a dataset (imported weights?); pass --dataset NAME")
     if args.flip and train_cfg and not train_cfg.get("flip", False):
         raise ConfigError(
             f"--flip: {args.checkpoint} was trained without mirrored images (flip=false: digits or text change "
             "meaning when mirrored), so test-time flips would not measure this model; drop --flip"
         )
-    split = args.split or train_cfg.get("test_split", "test")
-    root = args.data_root or train_cfg.get("data_root")
-    ds = load_dataset(dataset, split, root)
-    want = (ckpt["input"]["channels"], ckpt["input"]["height"], ckpt["input"]["width"])
-    if ds.shape != want:
-        raise ConfigError(f"{dataset}:{split} images are {ds.shape} but the checkpoint expects {want}")
+    where, ds = load_eval_split(ckpt, args.dataset, args.split, args.data_root, source=args.checkpoint)
     m = evaluate(model, ds.images, ds.labels, pre, rt, args.batch_size, flips=args.flip)
     m.update(
-        dataset=dataset, split=split, model=ckpt["model"]["name"], checkpoint=str(args.checkpoint), flips=args.flip
+        dataset=where.dataset,
+        split=where.split,
+        model=ckpt["model"]["name"],
+        checkpoint=str(args.checkpoint),
+        flips=args.flip,
     )
     if args.json:
         print(json.dumps(m))
     else:
         print(
-            f"{m['model']} on {dataset}:{split}: accuracy {100 * m['accuracy']:.2f}% "
+            f"{m['model']} on {where.name}: accuracy {100 * m['accuracy']:.2f}% "
             f"(error {m['error_pct']:.2f}%), loss {m['loss']:.4f}, n={m['n']}"
             + (" with test-time flips" if args.flip else "")
         )

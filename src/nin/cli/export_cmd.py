@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 
@@ -53,20 +52,17 @@ def run(args: argparse.Namespace) -> int:
             f"difference {r.max_abs_diff:.2g} over {r.n_checked} images (limit 1e-4)"
         )
     else:
-        from nin.data.registry import load_dataset
-        from nin.export.onnx import read_metadata
-        from nin.export.quantize import calibration_images, quantize_onnx
+        from nin.export.quantize import export_int8
 
-        with tempfile.TemporaryDirectory() as tmp:
-            fp32 = export_onnx(args.checkpoint, Path(tmp) / "fp32.onnx", opset=args.opset).path
-            meta = read_metadata(fp32)
-            calib = calibration_images(meta, args.calib_images, args.calib_dataset, image_dir=args.calib_dir)
-            train = meta.get("train") or {}
-            check = None
-            if train.get("dataset") and not (args.calib_dataset or args.calib_dir):
-                test = load_dataset(train["dataset"], train.get("test_split", "test"), train.get("data_root"))
-                check = test.images[:2000]
-            r = quantize_onnx(fp32, out, calib, check_images=check, reduce_range=not args.full_range)
+        r = export_int8(
+            args.checkpoint,
+            out,
+            opset=args.opset,
+            calib_images=args.calib_images,
+            calib_dataset=args.calib_dataset,
+            calib_dir=args.calib_dir,
+            reduce_range=not args.full_range,
+        )
         summary = {
             "format": "onnx-int8",
             "path": str(r.path),

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from nin.data.preprocess import list_preprocessors
     from nin.data.registry import dataset_info, list_datasets
     from nin.models import build_model, describe_model, list_models
-    from nin.train.configs import get_config, list_configs
+    from nin.train.experiments import get_config, list_configs
 
     out: dict[str, dict] = {}
     if args.what in ("all", "models"):

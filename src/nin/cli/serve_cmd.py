@@ -18,11 +18,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_precision(p)
     p.add_argument("--threads", type=int, default=0, help="inference threads per worker (default: cores / workers)")
     p.add_argument("--samples", type=Path, default=None, help="folder of sample images (default: built-in)")
+    p.add_argument(
+        "--modelhub-contrib",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="serve a ModelHub contribution folder's card, labels, samples, thumbnail and licences",
+    )
+    p.add_argument(
+        "--errors",
+        choices=("modelhub", "http"),
+        default="modelhub",
+        help="error statuses: modelhub = 400 for every error on ModelHub's routes, as ModelHub does (default); "
+        "http = a distinct status per error (404, 415, 422, ...)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="upload size cap in MB (default: 10)")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="decoded image cap in pixels")
     p.add_argument("--max-side", type=int, default=12_000, help="decoded image cap in pixels a side")
     p.add_argument(
         "--allow-fileurl", action="store_true", help="enable GET /api/predict?fileurl= (public http/https URLs only)"
+    )
+    p.add_argument(
+        "--fileurl-allow-hosts",
+        default="",
+        metavar="HOST[,HOST...]",
+        help="hosts, addresses or networks fileurl may fetch although private or loopback (with --allow-fileurl)",
     )
     p.add_argument("--fileurl-timeout", type=float, default=10.0, help="seconds for a whole fileurl download")
     p.add_argument("--max-batch", type=int, default=32, help="micro-batch size limit (1 = no batching)")
@@ -33,13 +53,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nin.errors import ConfigError
+    from nin.extras import require
     from nin.serve.settings import ENV_VAR, ServeSettings
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be 1-65535, got {args.port}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    _check_model_file(args.checkpoint)
+    num_classes = _check_model_file(args.checkpoint)
     threads = args.threads or (max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0)
     settings = ServeSettings(
         checkpoint=str(args.checkpoint.resolve()),
@@ -50,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_side=args.max_side,
         samples_dir=str(args.samples.resolve()) if args.samples else "",
+        modelhub_contrib=str(args.modelhub_contrib.resolve()) if args.modelhub_contrib else "",
+        errors=args.errors,
         allow_fileurl=args.allow_fileurl,
         fileurl_timeout_s=args.fileurl_timeout,
+        fileurl_allow_hosts=tuple(h for h in args.fileurl_allow_hosts.split(",") if h.strip()),
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
@@ -60,8 +84,13 @@ def run(args: argparse.Namespace) -> int:
         from nin.serve.samples import SampleSet
 
         SampleSet.from_dir(args.samples)  # fail here, in one line, rather than in every worker
+    if args.modelhub_contrib:
+        from nin.serve.contrib import Contribution
+
+        Contribution.load(args.modelhub_contrib).check(num_classes)  # a card that cannot describe the model
     os.environ[ENV_VAR] = settings.to_json()  # read by each worker's app factory
-    import uvicorn
+    require("fastapi", "nin serve")  # imported by each worker: fail here, in one line
+    uvicorn = require("uvicorn", "nin serve")
 
     print(f"nin serve: http://{args.host}:{args.port}/ (API under /api, Ctrl+C stops)", flush=True)
     uvicorn.run(
@@ -77,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_model_file(path: Path) -> None:
-    """Fail fast, in one line, on a missing or foreign model file (workers would only log it)."""
+def _check_model_file(path: Path) -> int:
+    """Fail fast, in one line, on a missing or foreign model file (workers would only log it); its class count."""
     if path.suffix.lower() == ".onnx":
         from nin.errors import CheckpointError
         from nin.export.onnx import read_metadata
@@ -86,7 +115,7 @@ def _check_model_file(path: Path) -> None:
         if not path.is_file():
             raise CheckpointError(f"{path} does not exist; write it with `nin export CHECKPOINT --format onnx`")
         try:
-            read_metadata(path)
+            return len(read_metadata(path)["classes"])
         except CheckpointError:
             raise
         except Exception as exc:
@@ -94,4 +123,4 @@ def _check_model_file(path: Path) -> None:
     else:
         from nin.train.checkpoint import load_checkpoint
 
-        load_checkpoint(path)
+        return len(load_checkpoint(path)["classes"])

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nin.errors import ConfigError
     from nin.train.config import apply_overrides
-    from nin.train.configs import get_config
+    from nin.train.experiments import get_config
 
     cfg = apply_overrides(get_config(args.config), args.overrides)
     if args.show_config:

@@ -2,7 +2,8 @@
 version (3073-byte records: label + 3072 pixels; CIFAR-100: 3074 bytes, coarse + fine label + pixels).
 
 Either format is read from the downloaded ``.tar.gz`` directly or from the folder it unpacks to; the
-archive md5 (and, for the python batches, each batch's md5) is checked against interop.md §4.
+archive md5 (and, for the python batches, each batch's md5) is checked against the official ones
+(https://www.cs.toronto.edu/~kriz/cifar.html; :mod:`nin.data.sources`).
 """
 
 from __future__ import annotations

@@ -15,9 +15,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from nin import __version__
-from nin.data.locate import check_file, find_file, inspect, manual_files, md5_file
-from nin.data.sources import FileSpec, Source, dataset_dir, get_source, human_size
+from nin._version import __version__
+from nin.data.checksums import check_file, md5_file
+from nin.data.inventory import human_size, inspect
+from nin.data.locate import find_file, manual_files
+from nin.data.paths import dataset_dir
+from nin.data.sources import FileSpec, Source, get_source
 from nin.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -158,7 +161,7 @@ def fetch_dataset(
 
     Args:
         name: a dataset with official files (cifar10, cifar100, svhn, mnist, fashion_mnist).
-        root: the data root (default: :func:`nin.data.sources.default_data_root`).
+        root: the data root (default: :func:`nin.data.paths.default_data_root`).
         variant: for CIFAR, ``python`` (default) or ``binary``.
         mirrors: base URLs tried before the official ones (each + ``/`` + the file name).
         progress: show a progress bar per file.

@@ -1,5 +1,5 @@
 """MNIST and Fashion-MNIST readers: IDX files (big-endian; magic 0x00000803 images, 0x00000801 labels),
-gzipped as downloaded or decompressed, each verified by md5 (interop.md §4).
+gzipped as downloaded or decompressed, each verified by md5 (the official md5s: :mod:`nin.data.sources`).
 
 Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` package installs it
 (``/usr/share/datasets/fashion-mnist``); Debian re-gzipped the files, so their decompressed bytes are checked.
@@ -13,8 +13,9 @@ import zlib
 
 import numpy as np
 
+from nin.data.checksums import read_checked
 from nin.data.dataset import Dataset
-from nin.data.locate import read_checked, require_files
+from nin.data.locate import require_files
 from nin.data.sources import DIGITS, FASHION_CLASSES, get_source
 from nin.errors import DataError
 

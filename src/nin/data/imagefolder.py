@@ -36,6 +36,23 @@ def class_folders(path: Path) -> dict[str, list[Path]]:
     return out
 
 
+def inspect_image_folder(root: str | Path) -> dict:
+    """What ``nin data info imagefolder --root DIR`` shows: images per class folder of each split found.
+
+    Returns:
+        ``{"root", "classes": {split: {class: n_images}}, "ready"}``; the splits are ``train`` and ``test``
+        when the folder has both layouts' sub-folders, else ``all``.
+    """
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"image folder {path} does not exist")
+    layout = {s: class_folders(path / s) for s in ("train", "test") if (path / s).is_dir()} or {
+        "all": class_folders(path)
+    }
+    counts = {s: {c: len(f) for c, f in folders.items()} for s, folders in layout.items()}
+    return {"root": str(path), "classes": counts, "ready": all(counts.values())}
+
+
 def _decode(files: list[Path], channels: int, size: tuple[int, int]) -> torch.Tensor:
     out = torch.empty((len(files), channels, *size), dtype=torch.uint8)
     for i, f in enumerate(files):

@@ -1,16 +1,14 @@
-"""Where each dataset comes from: official file names, URLs, md5s and sizes (interop.md §4), and where
-nin looks for them on disk.
+"""Where each dataset comes from: official file names, URLs, md5s and sizes, and the class names.
 
-A dataset lives in ``<data root>/<name>/`` (``<data root>`` itself is searched too, so a folder that
-already holds the files works as is). The data root is ``--data-root`` / ``data_root``, else
-``$NIN_DATA_ROOT``, else ``$XDG_DATA_HOME/nin/datasets`` (``~/.local/share/nin/datasets``).
+The md5s are those the publishers give (CIFAR: https://www.cs.toronto.edu/~kriz/cifar.html; SVHN:
+http://ufldl.stanford.edu/housenumbers/; MNIST: http://yann.lecun.com/exdb/mnist/; Fashion-MNIST:
+https://github.com/zalandoresearch/fashion-mnist); docs/reproduction.md ("Getting the data") says how to get
+the files. Where nin looks for them on disk is :mod:`nin.data.paths`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from nin.errors import DataError
 
@@ -271,42 +269,3 @@ def get_source(name: str) -> Source:
     if name not in SOURCES:
         raise DataError(f"no download source for dataset {name!r}; datasets with files: {', '.join(sorted(SOURCES))}")
     return SOURCES[name]
-
-
-def default_data_root() -> Path:
-    """``$NIN_DATA_ROOT``, else ``$XDG_DATA_HOME/nin/datasets`` (``~/.local/share/nin/datasets``)."""
-    env = os.environ.get("NIN_DATA_ROOT")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(xdg) / "nin" / "datasets"
-
-
-def data_root(root: str | os.PathLike | None) -> Path:
-    """The data root: ``root`` if given, else :func:`default_data_root`."""
-    return Path(root).expanduser() if root else default_data_root()
-
-
-def dataset_dir(source: Source, root: str | os.PathLike | None) -> Path:
-    """The folder ``nin data fetch`` writes into and users put files into by hand."""
-    return data_root(root) / source.name
-
-
-def search_dirs(source: Source, root: str | os.PathLike | None) -> list[Path]:
-    """Folders searched for the files, in order: ``<root>/<name>``, ``<root>``, then system folders."""
-    base = data_root(root)
-    dirs = [base / source.name, base, *(Path(d) for d in source.system_dirs)]
-    out: list[Path] = []
-    for d in dirs:
-        if d not in out:
-            out.append(d)
-    return out
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "? bytes"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"

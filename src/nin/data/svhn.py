@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nin.data.checksums import check_file
 from nin.data.dataset import Dataset
-from nin.data.locate import check_file, require_files
+from nin.data.locate import require_files
 from nin.data.sources import DIGITS, Source, get_source
 from nin.errors import DataError
+from nin.extras import require
 
 # The maxout split (paper §4.4): validation = 400 per class from train + 200 per class from extra.
 VALID_PER_CLASS = (400, 200)
@@ -25,10 +27,7 @@ _CHUNK = 16384  # images transposed at a time (bounds the extra memory of the (3
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Return (X as stored: uint8 (32, 32, 3, N), labels int64 (N,) with 10 mapped to 0)."""
-    try:
-        from scipy.io import loadmat
-    except ImportError:
-        raise DataError("reading SVHN needs scipy: pip install 'nin[data]' (or pip install scipy)") from None
+    loadmat = require("scipy.io", "reading SVHN").loadmat
     try:
         m = loadmat(path, variable_names=("X", "y"))
     except (ValueError, TypeError, OSError, EOFError, zlib.error, NotImplementedError) as exc:

@@ -1,6 +1,6 @@
 """A restricted unpickler for the CIFAR python batches: it builds dicts, lists, strings, numbers and numpy
-arrays, and refuses every other global, so a pickle that carries code cannot run it (interop.md §4:
-never ``pickle.load`` an untrusted file as is).
+arrays, and refuses every other global, so a pickle that carries code cannot run it (the Python docs'
+warning on the ``pickle`` module: never unpickle data from an untrusted source as is).
 """
 
 from __future__ import annotations

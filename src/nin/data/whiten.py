@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from nin.data import cache
-from nin.data.preprocess import Preprocessor, register_preprocessor
+from nin.data.preprocess_base import Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,6 @@ def zca_matrix_low_rank(centred: torch.Tensor, eps: float) -> torch.Tensor:
     return w + torch.eye(d, dtype=x.dtype, device=x.device) / math.sqrt(eps)
 
 
-@register_preprocessor
 class GCNZCA(Preprocessor):
     """GCN (x ``scale``) then ZCA whitening with ``eps`` shrinkage, fit on the training split (pylearn2)."""
 
@@ -140,7 +139,6 @@ def lcn(x: torch.Tensor, kernel: torch.Tensor, threshold: float = 1e-4) -> torch
     return (x - local_mean) / divisor
 
 
-@register_preprocessor
 class GCNLCN(Preprocessor):
     """SVHN's preprocessing (pylearn2): GCN (x ``scale``), then per-channel LCN (7x7 Gaussian, sigma 2)."""
 

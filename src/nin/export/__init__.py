@@ -11,6 +11,7 @@ _EXPORTS = {
     "export_onnx": "nin.export.onnx",
     "read_metadata": "nin.export.onnx",
     "quantize_onnx": "nin.export.quantize",
+    "export_int8": "nin.export.quantize",
     "benchmark_int8": "nin.export.quantize",
     "calibration_images": "nin.export.quantize",
     "load_for_eval": "nin.export.evaluate",

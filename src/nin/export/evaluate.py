@@ -57,16 +57,12 @@ def evaluate_file(
     path: str | Path, dataset: str | None = None, split: str | None = None, batch_size: int = 256
 ) -> dict:
     """Accuracy of a ``.pt`` or ``.onnx`` file on its dataset's test split (or ``dataset``/``split``), on the CPU."""
-    from nin.data.registry import load_dataset
     from nin.train.evaluate import evaluate
+    from nin.train.testdata import load_eval_split
 
     rt = select_runtime("cpu", "fp32")
     ckpt, model, pre = load_for_eval(path, rt)
-    train = ckpt.get("train") or {}
-    name = dataset or train.get("dataset")
-    if not name:
-        raise ConfigError(f"{path} records no dataset; pass one")
-    ds = load_dataset(name, split or train.get("test_split", "test"), train.get("data_root"))
+    where, ds = load_eval_split(ckpt, dataset, split, source=path, hint="pass dataset=NAME")
     metrics = evaluate(model, ds.images, ds.labels, pre, rt, batch_size)
-    metrics.update({"dataset": name, "split": split or train.get("test_split", "test"), "file": str(path)})
+    metrics.update({"dataset": where.dataset, "split": where.split, "file": str(path)})
     return metrics

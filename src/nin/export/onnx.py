@@ -24,6 +24,7 @@ from nin.data.preprocess import Preprocessor, preprocessor_from_state
 from nin.errors import CheckpointError
 from nin.export.names import ONNX_INPUT, ONNX_LOGITS, ONNX_MAPS, ONNX_META_KEY
 from nin.export.runtime import inference_session, parse_metadata
+from nin.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def onnx_metadata(ckpt: dict, class_maps: bool, quantization: dict | None = None
 
 def write_metadata(path: Path, meta: dict) -> None:
     """Store ``meta`` as JSON under metadata key ``nin`` (replacing any previous value)."""
-    import onnx
+    onnx = require("onnx", "reading and writing .onnx files")
 
     model = onnx.load(str(path))
     kept = [p for p in model.metadata_props if p.key != ONNX_META_KEY]
@@ -97,7 +98,7 @@ def write_metadata(path: Path, meta: dict) -> None:
 
 def read_metadata(path: str | Path) -> dict:
     """The ``nin`` metadata of an ``.onnx`` file, read with ``onnx`` (no ONNX Runtime session)."""
-    import onnx
+    onnx = require("onnx", "reading and writing .onnx files")
 
     model = onnx.load(str(path), load_external_data=False)
     return parse_metadata({p.key: p.value for p in model.metadata_props}, path)
@@ -165,6 +166,10 @@ def export_onnx(
     """
     from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
 
+    # torch's exporter needs onnx, the check onnxruntime: say so before any work, in one line.
+    require("onnx", "ONNX export")
+    if verify:
+        require("onnxruntime", "checking the ONNX export")
     t0 = time.perf_counter()
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     model = build_from_checkpoint(ckpt).float()

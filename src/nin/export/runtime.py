@@ -11,8 +11,7 @@ from pathlib import Path
 
 from nin.errors import CheckpointError
 from nin.export.names import ONNX_META_KEY
-
-INSTALL_HINT = "running an .onnx file needs onnxruntime: pip install 'nin[export]'"
+from nin.extras import require
 
 
 def inference_session(path: str | Path, threads: int = 0):
@@ -23,12 +22,10 @@ def inference_session(path: str | Path, threads: int = 0):
         threads: intra-op threads (0 = ONNX Runtime's default, one per physical core).
 
     Raises:
-        CheckpointError: onnxruntime is not installed, or the file is not a loadable ONNX model.
+        CheckpointError: the file is not a loadable ONNX model.
+        MissingDependencyError: onnxruntime is not installed.
     """
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:  # pragma: no cover - the export extra is part of the default install
-        raise CheckpointError(INSTALL_HINT) from exc
+    ort = require("onnxruntime", "running an .onnx file")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:

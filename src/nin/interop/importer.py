@@ -19,7 +19,7 @@ from nin.errors import ConfigError, DataError
 from nin.interop import archspec
 from nin.interop.archspec import ArchSpec, Op
 from nin.interop.caffe import Net
-from nin.interop.preprocessing import build_preprocess
+from nin.interop.preprocessing import preprocessor_for_import
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def import_caffe(
         with torch.no_grad():
             first.weight.copy_(first.weight.flip(1))
         network_order = "rgb"
-    pre = build_preprocess(model_name, preprocess, network_order, mean, transform, fit_dataset, data_root)
+    pre = preprocessor_for_import(model_name, preprocess, network_order, mean, transform, fit_dataset, data_root)
     files = [prov]
     if prototxt is not None:
         from nin.interop.files import provenance, read_file
@@ -309,7 +309,7 @@ def import_mxnet(
         log.warning("%s: ignoring arrays the graph does not use: %s", source_name, ", ".join(unused[:5]))
     model = build_model(model_name)
     load_weights(model, weights, spec, source_name)
-    pre = build_preprocess(model_name, preprocess, "rgb", mean, None, fit_dataset, data_root)
+    pre = preprocessor_for_import(model_name, preprocess, "rgb", mean, None, fit_dataset, data_root)
     files = [sprov, {k: pprov[k] for k in ("file", "bytes", "md5")}]
     if mean is not None:
         from nin.interop.files import provenance, read_file

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nin.data.imagenet_preprocess import ImageNetPreprocess
+from nin.data.preprocess import Preprocessor, build_preprocessor
 from nin.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ def read_mean(path: str | Path) -> tuple[np.ndarray, str]:
     return read_mean_binaryproto(path), "bgr"
 
 
-def build_preprocess(
+def preprocessor_for_import(
     model_name: str,
     preprocess: str | None,
     network_order: str,
@@ -40,18 +42,14 @@ def build_preprocess(
     transform: dict | None = None,
     fit_dataset: str | None = None,
     data_root: str | None = None,
-):
+) -> Preprocessor:
     """The preprocessor an imported checkpoint records.
 
-    ImageNet: a preset of :class:`~nin.interop.imagenet.ImageNetPreprocess` (``caffe`` by default, or
+    ImageNet: a preset of :class:`~nin.data.imagenet_preprocess.ImageNetPreprocess` (``caffe`` by default, or
     ``modelhub``) feeding ``network_order``; a mean file replaces the per-channel mean. Other nets: any
     registered preprocessor (default ``none``), fit on ``fit_dataset`` when it needs statistics.
     """
-    from nin.data.preprocess import build_preprocessor
-
     if model_name == "nin_imagenet":
-        from nin.interop.imagenet import ImageNetPreprocess
-
         preset = preprocess or "caffe"
         if preset not in IMAGENET_PRESETS:
             raise ConfigError(f"--preprocess for nin_imagenet is one of {', '.join(IMAGENET_PRESETS)}, not {preset!r}")

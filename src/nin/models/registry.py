@@ -1,8 +1,14 @@
-"""A small strict model registry: ``register`` decorates builders, ``build_model`` calls them by name."""
+"""A small strict model registry: ``register_specs`` adds a table of variants, ``build_model`` builds one by name.
+
+A spec's ``build`` declares every option it takes as a keyword parameter (no ``**kwargs``), so ``build_model``
+can tell a misspelt option from an error inside the builder.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import torch.nn as nn
 
@@ -10,14 +16,21 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _DOCS: dict[str, str] = {}
 
 
-def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a builder under its function name; a duplicate name is a programming error."""
-    name = fn.__name__
-    if name in _BUILDERS:
-        raise RuntimeError(f"model {name!r} is registered twice")
-    _BUILDERS[name] = fn
-    _DOCS[name] = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-    return fn
+class ModelSpec(Protocol):
+    """A model variant: a one-line description and a builder taking keyword options."""
+
+    doc: str
+
+    def build(self, **options) -> nn.Module: ...
+
+
+def register_specs(table: Mapping[str, ModelSpec]) -> None:
+    """Register every variant of ``table`` under its name; a duplicate name is a programming error."""
+    for name, spec in table.items():
+        if name in _BUILDERS:
+            raise RuntimeError(f"model {name!r} is registered twice")
+        _BUILDERS[name] = spec.build
+        _DOCS[name] = spec.doc.strip().splitlines()[0] if spec.doc.strip() else ""
 
 
 def list_models() -> list[str]:
@@ -26,7 +39,7 @@ def list_models() -> list[str]:
 
 
 def describe_model(name: str) -> str:
-    """First line of the builder's docstring."""
+    """The model's one-line description."""
     _check(name)
     return _DOCS[name]
 
@@ -43,9 +56,14 @@ def build_model(name: str, **overrides) -> nn.Module:
         name: a name from :func:`list_models`.
         **overrides: builder options (``num_classes``, ``in_channels``, ``dropout``, ``batch_norm``,
             ``final_relu``, ``init``); an unknown option raises ``ValueError`` naming the valid ones.
+            Errors raised inside the builder (a bad value, say) pass through unchanged.
     """
     _check(name)
+    builder = _BUILDERS[name]
+    signature = inspect.signature(builder)
     try:
-        return _BUILDERS[name](**overrides)
-    except TypeError as exc:  # an unknown keyword
-        raise ValueError(f"bad options for model {name!r}: {exc}") from exc
+        signature.bind(**overrides)
+    except TypeError as exc:
+        valid = ", ".join(signature.parameters)
+        raise ValueError(f"bad options for model {name!r}: {exc}; valid options: {valid}") from None
+    return builder(**overrides)

@@ -11,7 +11,7 @@ import torch
 from nin.errors import ConfigError
 from nin.predict.decode import DecodedChunk, chunks, decoded_chunks, default_workers
 from nin.predict.rows import PredictionRow
-from nin.serve.predictor import Predictor, upsample_maps
+from nin.serve.predictor import Predictor
 
 
 def check_options(predictor: Predictor, batch_size: int, workers: int | None, top_k: int, cam_box: bool) -> int:
@@ -35,12 +35,10 @@ def top_class_boxes(
     maps: torch.Tensor, top: list[int], size: tuple[int, int]
 ) -> list[tuple[int, int, int, int] | None]:
     """The CAM box (CAM paper §4) of each row's top class, in input pixels: maps (N, K, h, w) -> N boxes."""
-    from nin.viz.cam import cam_box
+    from nin.viz.cam import cam_box, upsample_map
 
-    rows = torch.arange(maps.shape[0])
-    chosen = maps[rows, torch.as_tensor(top, dtype=torch.long)][:, None]  # (N, 1, h, w)
-    up = upsample_maps(chosen, size)[:, 0]  # (N, H, W)
-    return [cam_box(m) for m in up]
+    chosen = maps[torch.arange(maps.shape[0]), torch.as_tensor(top, dtype=torch.long)]  # (N, h, w)
+    return [cam_box(m) for m in upsample_map(chosen, size)]  # upsampled to (N, H, W) first
 
 
 def rows_of_chunk(predictor: Predictor, decoded: DecodedChunk, top_k: int, cam_box: bool) -> list[PredictionRow]:

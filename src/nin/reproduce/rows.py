@@ -7,7 +7,7 @@ from __future__ import annotations
 from nin.data.registry import dataset_info
 from nin.errors import ConfigError
 from nin.train.config import TrainConfig, validate
-from nin.train.configs import get_config, list_configs
+from nin.train.experiments import get_config, list_configs
 
 # Every experiment of the paper that nin can run, in the paper's order: Tables 1-4, Table 5,
 # §4.6. Each name is a registered config carrying the paper's number.
@@ -62,7 +62,8 @@ def scale_epochs(cfg: TrainConfig, factor: float) -> TrainConfig:
 
 def data_status(cfg: TrainConfig) -> tuple[bool, str]:
     """(usable, what to do): whether both splits of ``cfg``'s dataset are on disk (files only, no md5)."""
-    from nin.data.locate import fetch_command, inspect
+    from nin.data.inventory import inspect
+    from nin.data.paths import fetch_command
     from nin.data.sources import SOURCES
 
     name = cfg.dataset

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from nin import __version__
+from nin._version import __version__
 from nin.data.registry import dataset_info
 from nin.data.synthetic import synthetic_dataset
 from nin.errors import NinError

@@ -2,6 +2,8 @@
 
 Extras that ModelHub clients can ignore: ``?top=K`` (keep the K most probable classes), ``?sort=true`` (order
 by probability), ``?class_map=true`` (add the top class's map overlaid on the input, as a PNG data URI).
+A contribution's card (``--modelhub-contrib``) sets the defaults of ``top`` and ``sort`` with its
+``modelhub.top`` and ``modelhub.sort``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from nin.errors import RequestError
-from nin.serve import modelhub
 from nin.serve.fetch import fetch_url
 from nin.serve.service import ServiceState
 
 router = APIRouter(prefix="/api")
 
-TopQuery = Query(None, ge=1, description="keep only the K most probable classes (sorted)")
-SortQuery = Query(False, description="order the classes by probability")
+TopQuery = Query(None, ge=1, description="keep only the K most probable classes")
+SortQuery = Query(None, description="order the classes by probability (default: yes with top, else no)")
 MapQuery = Query(False, description="add the top class's class map overlaid on the input")
 
 
@@ -39,9 +40,9 @@ async def get_config(request: Request) -> JSONResponse:
 @router.get("/get_legal")
 async def get_legal(request: Request) -> JSONResponse:
     state = _state(request)
-    p = state.require_ready()
-    assert state.samples is not None
-    return JSONResponse(modelhub.legal(p.info, state.samples.license_text))
+    state.require_ready()
+    assert state.card is not None
+    return JSONResponse(state.card.legal)
 
 
 @router.get("/get_model_io")
@@ -76,7 +77,9 @@ def _sample(state: ServiceState, name: str):
     assert state.samples is not None
     sample = state.samples.get(name)
     if sample is None:
-        raise RequestError(f"no sample named {name!r}; /api/get_samples lists them", 404)
+        raise RequestError(
+            f"The given sample file does not exist. {name!r} is not among the names /api/get_samples lists", 404
+        )
     return sample
 
 
@@ -100,7 +103,7 @@ async def thumbnail(request: Request, name: str) -> Response:
 
 @router.post("/predict")
 async def predict_upload(
-    request: Request, top: int | None = TopQuery, sort: bool = SortQuery, class_map: bool = MapQuery
+    request: Request, top: int | None = TopQuery, sort: bool | None = SortQuery, class_map: bool = MapQuery
 ) -> JSONResponse:
     """ModelHub's upload: multipart form with the image in field ``file`` (a raw ``image/*`` body works too)."""
     state = _state(request)
@@ -135,7 +138,7 @@ async def predict_url(
     request: Request,
     fileurl: str | None = Query(None, description="http(s) URL of an image (when the server allows it)"),
     top: int | None = TopQuery,
-    sort: bool = SortQuery,
+    sort: bool | None = SortQuery,
     class_map: bool = MapQuery,
 ) -> JSONResponse:
     """ModelHub's ``?fileurl=``: off unless the server runs with ``--allow-fileurl``."""
@@ -152,6 +155,7 @@ async def predict_url(
             max_bytes=s.max_upload_bytes,
             timeout_s=s.fileurl_timeout_s,
             allow_private=s.fileurl_allow_private,
+            allow_hosts=s.fileurl_allow_hosts,
         )
     )
     if not data:
@@ -166,12 +170,11 @@ async def predict_sample(
     request: Request,
     filename: str = Query(..., description="a name from /api/get_samples"),
     top: int | None = TopQuery,
-    sort: bool = SortQuery,
+    sort: bool | None = SortQuery,
     class_map: bool = MapQuery,
 ) -> JSONResponse:
     state = _state(request)
     sample = _sample(state, filename)
-    body = await state.predict(
-        sample.data, content_type=sample.mime, filename=sample.name, top=top, sort=sort, class_map=class_map
-    )
+    options = dict(top=top, sort=sort, class_map=class_map, sample=True)
+    body = await state.predict(sample.data, content_type=sample.mime, filename=sample.name, **options)
     return JSONResponse(body)

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
-from nin import __version__
+from nin._version import __version__
 from nin.serve.api import router
 from nin.serve.http import BodyLimitMiddleware, error_response, install_error_handlers
 from nin.serve.predictor import Predictor

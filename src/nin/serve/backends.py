@@ -17,6 +17,7 @@ import torch.nn as nn
 from nin.data.preprocess import Preprocessor
 from nin.errors import CheckpointError
 from nin.export.names import ONNX_INPUT, ONNX_LOGITS, ONNX_MAPS
+from nin.models.inference import inference_model
 from nin.train.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ class TorchBackend:
 
     def __init__(self, model: nn.Module, preprocessor: Preprocessor, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.model = model.eval().to(runtime.device, memory_format=runtime.memory_format)
+        # BN folded, ReLU fused into the convolutions, weights cast once to the runtime's precision.
+        model = model.eval().to(runtime.device)
+        self.model = inference_model(model, runtime.amp_dtype, runtime.memory_format)
         self.preprocessor = preprocessor
         self.has_class_maps = bool(getattr(model, "has_class_maps", True))
 

@@ -1,8 +1,10 @@
-"""HTTP plumbing: ModelHub's ``{"error": msg}`` body with the right status, and the request-body cap.
+"""HTTP plumbing: ModelHub's ``{"error": msg}`` body with ModelHub's or distinct statuses, and the body cap.
 
-Statuses: 400 undecodable image or malformed request, 403 fileurl disabled or refused, 404 unknown sample or
-route, 413 over the upload cap or the image size caps, 415 not an accepted image type, 422 bad parameters,
-500 internal, 502/504 fileurl fetch failed / timed out, 503 not ready or overloaded.
+Every error has a status of its own (``--errors http``): 400 undecodable image or malformed request, 403
+fileurl disabled or refused, 404 unknown sample or route, 413 over the upload cap or the image size caps, 415
+not an accepted image type, 422 bad parameters, 500 internal, 502/504 fileurl fetch failed / timed out, 503
+not ready or overloaded. By default (``--errors modelhub``) ModelHub's own routes answer as ModelHub's engine
+does, 400 for every error, keeping only 413 (ModelHub has no cap), 503 (nor a queue) and 405.
 """
 
 from __future__ import annotations
@@ -21,8 +23,36 @@ from nin.errors import DataError, NinError, RequestError
 log = logging.getLogger(__name__)
 
 
+# The routes where ModelHub's engine wraps every error as 400 + {"error": ...}; its samples and thumbnail
+# routes, like unknown paths, answer 404, and a wrong method 405, as here.
+_JSON_ROUTES = (
+    "get_config",
+    "get_legal",
+    "get_model_io",
+    "get_model_files",
+    "get_samples",
+    "predict",
+    "predict_sample",
+)
+MODELHUB_ROUTES = frozenset(f"/api/{name}" for name in _JSON_ROUTES)
+KEPT_STATUSES = frozenset({405, 413, 503})
+
+
 def error_response(message: str, status: int, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def answer_status(request: Request, status: int) -> int:
+    """The status a client sees: ModelHub's 400 on ModelHub's routes unless the server runs ``--errors http``."""
+    state = getattr(request.app.state, "nin", None)
+    if state is None or state.settings.errors != "modelhub" or status in KEPT_STATUSES:
+        return status
+    path = request.url.path.removeprefix(request.scope.get("root_path", "") or "")
+    return 400 if path in MODELHUB_ROUTES else status
+
+
+def _error(request: Request, message: str, status: int, headers: dict | None = None) -> JSONResponse:
+    return error_response(message, answer_status(request, status), headers)
 
 
 def status_of(exc: Exception) -> int:
@@ -43,7 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(str(exc.detail), exc.status_code, getattr(exc, "headers", None))
+        return _error(request, str(exc.detail), exc.status_code, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,18 +81,18 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "body"))
             parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
-        return error_response("; ".join(parts) or "invalid request parameters", 422)
+        return _error(request, "; ".join(parts) or "invalid request parameters", 422)
 
     @app.exception_handler(NinError)
     async def _nin(request: Request, exc: NinError) -> JSONResponse:
         status = status_of(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
-        return error_response(str(exc), status, headers)
+        return _error(request, str(exc), status, headers)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response("internal server error; the server log has the details", 500)
+        return _error(request, "internal server error; the server log has the details", 500)
 
 
 class PayloadTooLarge(RequestError):

@@ -15,16 +15,18 @@ import torch
 
 from nin.serve.predictor import ModelInfo
 
-# MIME types listed in the config (ModelHub's own NIN config also lists the non-standard image/jpg).
-INPUT_FORMATS = [
-    "image/png",
-    "image/jpeg",
-    "image/jpg",
-    "image/gif",
-    "image/bmp",
-    "image/tiff",
-    "image/webp",
-]
+# The MIME types nin decodes, with Pillow's format behind each (ModelHub's own NIN config also lists the
+# non-standard image/jpg). A generated config lists them all; a contribution's card may list fewer.
+MIME_FORMATS = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
+    "image/gif": "GIF",
+    "image/bmp": "BMP",
+    "image/tiff": "TIFF",
+    "image/webp": "WEBP",
+}
+INPUT_FORMATS = list(MIME_FORMATS)
 
 PUBLICATION = {
     "title": "Network In Network",
@@ -152,16 +154,22 @@ def build_config(info: ModelInfo, *, max_side: int, top: int = 5, sort: bool = T
             "sort": sort,
             "allow_user_test": True,
             "allow_sample_demo": True,
-            "nin": {
-                "model": info.name,
-                "classes": list(info.classes),
-                "input": {"channels": c, "height": h, "width": w},
-                "preprocess": info.preprocess,
-                "format": info.format,
-                "nin_version": info.nin_version,
-                "metrics": {key: v for key, v in info.metrics.items() if isinstance(v, (int, float, str))},
-            },
+            "nin": nin_section(info, info.classes),
         },
+    }
+
+
+def nin_section(info: ModelInfo, classes: list[str]) -> dict:
+    """``config["modelhub"]["nin"]``: what nin's page shows (ModelHub leaves the ``modelhub`` section free)."""
+    c, h, w = (int(info.input[k]) for k in ("channels", "height", "width"))
+    return {
+        "model": info.name,
+        "classes": list(classes),
+        "input": {"channels": c, "height": h, "width": w},
+        "preprocess": info.preprocess,
+        "format": info.format,
+        "nin_version": info.nin_version,
+        "metrics": {key: v for key, v in info.metrics.items() if isinstance(v, (int, float, str))},
     }
 
 
@@ -169,9 +177,9 @@ def _text(name: str) -> str:
     return resources.files("nin.serve.legal").joinpath(name).read_text(encoding="utf-8")
 
 
-def legal(info: ModelInfo, sample_data_license: str) -> dict:
-    """ModelHub's four legal texts."""
-    model_license = info.extra.get("license")
+def legal(info: ModelInfo, sample_data_license: str, model_license: str | None = None) -> dict:
+    """ModelHub's four legal texts (``model_license``: a contribution's own; else from the file or generated)."""
+    model_license = model_license or info.extra.get("license")
     if not isinstance(model_license, str) or not model_license:
         dataset, *_ = _dataset_facts(info)
         model_license = _text("model_license.txt").format(name=info.name, dataset=dataset)
@@ -198,15 +206,17 @@ def prediction_body(
 ) -> dict:
     """ModelHub's prediction body for one image's probabilities (K,).
 
-    Without ``top``/``sort`` every class is listed in class order, as ModelHub does; ``sort`` orders them by
-    probability, ``top`` keeps the ``top`` most probable (sorted).
+    Without ``top``/``sort`` every class is listed in class order, as ModelHub's engine returns a model's
+    output; ``top`` keeps the ``top`` most probable classes, ``sort`` orders the list by probability.
     """
     values = [float(p) for p in probs.tolist()]
     order = list(range(len(values)))
-    if sort or top is not None:
-        order.sort(key=lambda i: -values[i])
     if top is not None:
-        order = order[:top]
+        order = sorted(order, key=lambda i: -values[i])[:top]
+        if not sort:
+            order.sort()
+    elif sort:
+        order.sort(key=lambda i: -values[i])
     output = config["model"]["io"]["output"][0]
     return {
         "output": [
@@ -215,7 +225,7 @@ def prediction_body(
                 "shape": [len(order)],
                 "type": output["type"],
                 "name": output["name"],
-                "description": output["description"],
+                "description": output.get("description", ""),
             }
         ],
         "timestamp": timestamp(),

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from nin.data.images import open_image, to_pil
 from nin.data.preprocess import Preprocessor, preprocessor_from_state
 from nin.errors import ConfigError, DataError
+from nin.viz.cam import upsample_map
 
 if TYPE_CHECKING:
     from nin.predict.rows import PredictionRow
@@ -266,16 +266,11 @@ class Predictor:
         if not self.has_class_maps:
             raise ConfigError(f"model {self.info.name!r} has a fully connected head and no class maps")
         pixels, _ = self.prepare(images)
-        return upsample_maps(self.run(pixels, maps=True)[1], self.input_shape[1:])
+        return torch.from_numpy(upsample_map(self.run(pixels, maps=True)[1], self.input_shape[1:]))
 
     def describe(self) -> str:
         c, h, w = self.input_shape
         return f"{self.info.name} ({len(self.classes)} classes, {c}x{h}x{w}) on {self.backend.describe()}"
-
-
-def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(N, K, h, w) -> (N, K, H, W), bilinear without corner alignment (each map cell covers its patch)."""
-    return F.interpolate(maps.float(), size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _as_items(images) -> tuple[list, bool]:

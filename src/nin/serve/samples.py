@@ -2,7 +2,8 @@
 
 Defaults: ten digits from the embedded MNIST test split (one per class, PNG, kept in memory), or, for an
 ImageNet model, four of ModelHub's NIN sample photos shipped with nin. ``nin serve --samples DIR`` serves
-the images of a folder instead (its ``LICENSE*`` file, if any, becomes the sample-data licence).
+the images of a folder instead (its ``LICENSE*`` file, if any, becomes the sample-data licence);
+``nin serve --modelhub-contrib DIR`` serves the contribution's ``sample_data/`` and its thumbnail.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image
 
 from nin.data.images import IMAGE_SUFFIXES, open_image, to_mode
 from nin.errors import ConfigError
+from nin.serve.contrib import Contribution
 from nin.serve.predictor import ModelInfo
 
 MAX_SAMPLES = 200
@@ -35,10 +37,10 @@ class Sample:
 class SampleSet:
     """Named sample files plus their licence text; thumbnails are made on first request and cached."""
 
-    def __init__(self, samples: list[Sample], license_text: str) -> None:
+    def __init__(self, samples: list[Sample], license_text: str, model_thumbnail: bytes | None = None) -> None:
         self._samples = {s.name: s for s in samples}
         self.license_text = license_text
-        self._thumbs: dict[str, bytes] = {}
+        self._thumbs: dict[str, bytes] = {} if model_thumbnail is None else {MODEL_THUMBNAIL: model_thumbnail}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -51,7 +53,8 @@ class SampleSet:
         return len(self._samples)
 
     def thumbnail(self, name: str) -> tuple[bytes, str] | None:
-        """(bytes, mime) of a sample's thumbnail (PNG), or of the model's (``thumbnail.jpg``: a montage)."""
+        """(bytes, mime) of a sample's thumbnail (PNG), or of the model's (``thumbnail.jpg``: the card's
+        picture, else a montage of the samples)."""
         if name != MODEL_THUMBNAIL and name not in self._samples:
             return None
         with self._lock:
@@ -93,18 +96,16 @@ class SampleSet:
         folder = Path(folder)
         if not folder.is_dir():
             raise ConfigError(f"--samples {folder} is not a folder of images")
-        samples, license_text = [], ""
-        for path in sorted(folder.iterdir()):
-            if path.name.upper().startswith("LICENSE") and path.is_file():
-                license_text = path.read_text(encoding="utf-8", errors="replace")
-            elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and path.stat().st_size <= max_bytes:
-                mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                samples.append(Sample(path.name, path.read_bytes(), mime))
-            if len(samples) >= MAX_SAMPLES:
-                break
+        samples, license_text = _scan(folder, max_bytes)
         if not samples:
             raise ConfigError(f"--samples {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         return cls(samples, license_text or f"No licence file was found in the sample folder {folder.name}.")
+
+    @classmethod
+    def from_contrib(cls, contrib: Contribution, max_bytes: int = 10 * 1024 * 1024) -> SampleSet:
+        """A ModelHub contribution's ``sample_data/`` (it may be empty), its licence and its thumbnail."""
+        samples, _ = _scan(contrib.root / "sample_data", max_bytes)
+        return cls(samples, contrib.sample_data_license, model_thumbnail=contrib.thumbnail)
 
     @classmethod
     def embedded_digits(cls) -> SampleSet:
@@ -130,6 +131,20 @@ class SampleSet:
             if p.name.lower().endswith(IMAGE_SUFFIXES)
         ]
         return cls(samples, root.joinpath("LICENSE-sample_data.txt").read_text(encoding="utf-8"))
+
+
+def _scan(folder: Path, max_bytes: int) -> tuple[list[Sample], str]:
+    """The image files directly inside ``folder`` (sorted by name) and the text of its ``LICENSE*`` file."""
+    samples, license_text = [], ""
+    for path in sorted(folder.iterdir()):
+        if path.name.upper().startswith("LICENSE") and path.is_file():
+            license_text = path.read_text(encoding="utf-8", errors="replace")
+        elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and path.stat().st_size <= max_bytes:
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            samples.append(Sample(path.name, path.read_bytes(), mime))
+        if len(samples) >= MAX_SAMPLES:
+            break
+    return samples, license_text
 
 
 def _legal_text(name: str) -> str:

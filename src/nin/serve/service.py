@@ -8,37 +8,54 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
+import io
 import logging
 import os
 import tempfile
 import threading
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
 import anyio
 import torch
+from PIL import Image
 
-from nin.data.images import IMAGE_SUFFIXES, ImageDecodeError, UnsupportedImageType, open_image
+from nin.data.images import FORMAT_MIME, ImageDecodeError, UnsupportedImageType, open_image
 from nin.errors import RequestError
 from nin.serve import modelhub
 from nin.serve.batching import MicroBatcher
+from nin.serve.card import Card, build_card
 from nin.serve.overlay import overlay_image, png_bytes
 from nin.serve.predictor import Predictor
-from nin.serve.samples import SampleSet, default_samples
+from nin.serve.samples import SampleSet
 from nin.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
-# Pillow formats behind the MIME types of the config (modelhub.INPUT_FORMATS).
-DECODE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+# Pillow formats behind the MIME types nin decodes (modelhub.MIME_FORMATS).
+DECODE_FORMATS = tuple(dict.fromkeys(modelhub.MIME_FORMATS.values()))
+_SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".bmp": "BMP"}
+_SUFFIX_FORMATS |= {".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 
 
-def declares_image(content_type: str | None, filename: str | None) -> bool:
-    """Whether the client said it sends an accepted image type (by MIME type or file extension)."""
+def declares_image(content_type: str | None, filename: str | None, formats: tuple[str, ...] = DECODE_FORMATS) -> bool:
+    """Whether the client said it sends an image of one of ``formats`` (by MIME type or file extension)."""
     ct = (content_type or "").split(";", 1)[0].strip().lower()
-    return ct in modelhub.INPUT_FORMATS or (filename or "").lower().endswith(IMAGE_SUFFIXES)
+    suffix = Path(filename or "").suffix.lower()
+    return modelhub.MIME_FORMATS.get(ct) in formats or _SUFFIX_FORMATS.get(suffix) in formats
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The Pillow format of ``data`` among the ones nin decodes (header only), or None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # only the type is read here
+            with Image.open(io.BytesIO(data), formats=list(DECODE_FORMATS)) as img:
+                return img.format
+    except Exception:  # not an image, or one Pillow refuses to even open: no type to report
+        return None
 
 
 class ServiceState:
@@ -48,6 +65,7 @@ class ServiceState:
         self.settings = settings
         self.predictor = predictor
         self.samples = samples
+        self.card: Card | None = None
         self.config: dict | None = None
         self.batcher: MicroBatcher | None = None
         self.ready = False
@@ -69,15 +87,8 @@ class ServiceState:
                     Predictor.from_checkpoint, s.checkpoint, s.device, s.precision, s.threads
                 )
             p = self.predictor
-            self.config = modelhub.build_config(p.info, max_side=s.max_side, top=s.top, sort=s.sort)
-            if self.samples is None:
-                self.samples = await asyncio.to_thread(
-                    lambda: (
-                        SampleSet.from_dir(s.samples_dir, s.max_upload_bytes)
-                        if s.samples_dir
-                        else default_samples(p.info)
-                    )
-                )
+            self.card = await asyncio.to_thread(build_card, p.info, s, self.samples)
+            self.config, self.samples = self.card.config, self.card.samples
             self.batcher = MicroBatcher(p.run, s.max_batch, s.max_wait_ms, s.max_queue)
             await self.batcher.start()
             warm = torch.zeros((1, *p.input_shape), dtype=torch.uint8)
@@ -109,51 +120,63 @@ class ServiceState:
         content_type: str | None = None,
         filename: str | None = None,
         top: int | None = None,
-        sort: bool = False,
+        sort: bool | None = None,
         class_map: bool = False,
+        sample: bool = False,
     ) -> dict:
-        """One encoded image -> ModelHub's prediction body (plus ``class_map`` when asked)."""
+        """One encoded image -> ModelHub's prediction body (plus ``class_map`` when asked).
+
+        Uploads and fetched files must have one of the card's accepted types (``sample``: a file of the
+        server's own, decoded in any type nin reads). ``top``/``sort`` default to the card's.
+        """
         p = self.require_ready()
-        assert self.batcher is not None and self.config is not None
-        if top is not None and not 1 <= top <= len(p.classes):
-            raise RequestError(f"top must be between 1 and {len(p.classes)}, got {top}", 422)
+        card = self.card
+        assert self.batcher is not None and card is not None
+        top = card.top if top is None else top
+        sort = (card.sort if card.sort is not None else top is not None) if sort is None else sort
+        if top is not None and not 1 <= top <= len(card.classes):
+            raise RequestError(f"top must be between 1 and {len(card.classes)}, got {top}", 422)
         start = time.perf_counter()
         s = self.settings
+        formats = DECODE_FORMATS if sample else card.formats
 
         def decode() -> torch.Tensor:
             try:
-                img = open_image(data, formats=DECODE_FORMATS, max_pixels=s.max_pixels, max_side=s.max_side)
+                img = open_image(data, formats=formats, max_pixels=s.max_pixels, max_side=s.max_side)
             except ImageDecodeError as exc:
                 detail = str(exc).split(": ", 1)[-1]
                 raise RequestError(f"{filename or 'the upload'} could not be decoded ({detail})", 400) from None
             except UnsupportedImageType:
-                if declares_image(content_type, filename):
-                    raise RequestError(
-                        f"{filename or 'the upload'} says it is an image but could not be decoded", 400
-                    ) from None
-                raise RequestError(
-                    f"Incorrect file type. Accepted: {', '.join(modelhub.INPUT_FORMATS)}"
-                    + (f" (got {content_type})" if content_type else ""),
-                    415,
-                ) from None
+                raise self._type_error(data, content_type, filename, formats) from None
             return p.prepare_one(img)
 
         pixels = await anyio.to_thread.run_sync(decode, limiter=self.decode_limiter)
         want_maps = class_map and p.has_class_maps
         logits, maps = await self.batcher.submit(pixels, want_maps)
         probs = torch.softmax(logits.float(), dim=0)
-        body = modelhub.prediction_body(probs, p.classes, self.config, time.perf_counter() - start, top, sort)
+        body = modelhub.prediction_body(probs, card.classes, card.config, time.perf_counter() - start, top, sort)
         if class_map:
             body["class_map"] = await asyncio.to_thread(self._class_map, pixels, probs, maps) if want_maps else None
         return body
 
+    def _type_error(self, data: bytes, content_type: str | None, filename: str | None, formats) -> RequestError:
+        """ModelHub's ``Incorrect file type.`` for a type the card does not accept; a declared but
+        undecodable image is a decoding error instead."""
+        found = sniff_format(data)
+        if found is None and declares_image(content_type, filename, formats):
+            return RequestError(f"{filename or 'the upload'} says it is an image but could not be decoded", 400)
+        accepted = self.config["model"]["io"]["input"]["format"] if self.config else modelhub.INPUT_FORMATS
+        got = FORMAT_MIME.get(found, "") if found else (content_type or "")
+        return RequestError(
+            f"Incorrect file type. Accepted: {', '.join(accepted)}" + (f" (got {got})" if got else ""), 415
+        )
+
     def _class_map(self, pixels: torch.Tensor, probs: torch.Tensor, maps: torch.Tensor) -> dict:
-        p = self.predictor
-        assert p is not None
+        assert self.card is not None
         index = int(probs.argmax())
         png = png_bytes(overlay_image(pixels, maps[index]))
         return {
-            "label": p.classes[index],
+            "label": self.card.classes[index],
             "index": index,
             "probability": float(probs[index]),
             "map_size": list(maps.shape[-2:]),
@@ -162,22 +185,25 @@ class ServiceState:
 
     # --- model files ----------------------------------------------------------------------------------
     def model_zip(self) -> Path:
-        """ModelHub's model folder as a zip: the model file, config.json, labels.json and the licences."""
-        p = self.require_ready()
+        """ModelHub's model folder as a zip (``model/...``, the served model file with it), made once."""
+        self.require_ready()
         with self._zip_lock:
             if self._zip_path is not None and self._zip_path.exists():
                 return self._zip_path
-            assert self.config is not None and self.samples is not None
+            assert self.card is not None
+            model_file = Path(self.settings.checkpoint) if self.settings.checkpoint else None
             fd, tmp = tempfile.mkstemp(prefix="nin-model-", suffix=".zip")
             os.close(fd)
-            legal = modelhub.legal(p.info, self.samples.license_text)
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr("model/config.json", json.dumps(self.config, indent=2))
-                z.writestr("model/labels.json", json.dumps({str(i): c for i, c in enumerate(p.classes)}, indent=2))
-                z.writestr("license/model", legal["model_license"])
-                z.writestr("license/sample_data", legal["sample_data_license"])
-                if self.settings.checkpoint and Path(self.settings.checkpoint).is_file():
-                    src = Path(self.settings.checkpoint)
-                    z.write(src, f"model/{src.name}", compress_type=zipfile.ZIP_STORED)
+                for name, content in self.card.zip_entries(model_file):
+                    if content is None:  # a folder entry, as ModelHub's shutil.make_archive writes them
+                        folder = zipfile.ZipInfo(name)
+                        folder.external_attr = (0o40755 << 16) | 0x10  # a directory, for unzip tools
+                        z.writestr(folder, b"")
+                    elif isinstance(content, Path):
+                        big = content.stat().st_size > 1 << 20  # weights barely compress: store them
+                        z.write(content, name, compress_type=zipfile.ZIP_STORED if big else zipfile.ZIP_DEFLATED)
+                    else:
+                        z.writestr(name, content)
             self._zip_path = Path(tmp)
             return self._zip_path

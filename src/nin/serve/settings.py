@@ -11,6 +11,7 @@ from nin.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 from nin.errors import ConfigError
 
 ENV_VAR = "NIN_SERVE_SETTINGS"
+ERROR_MODES = ("modelhub", "http")
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,12 @@ class ServeSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS  # decoded image cap, pixels
     max_side: int = DEFAULT_MAX_SIDE  # decoded image cap, px a side
     samples_dir: str = ""  # folder of sample images ("" = the defaults for the model)
+    modelhub_contrib: str = ""  # a ModelHub contribution folder whose card is served ("" = generate one)
+    errors: str = "modelhub"  # modelhub: ModelHub's 400 for every error on its routes | http: distinct statuses
     allow_fileurl: bool = False  # enable GET /api/predict?fileurl=
     fileurl_timeout_s: float = 10.0  # whole download, seconds
-    fileurl_allow_private: bool = False  # allow loopback/private hosts (tests, trusted intranets only)
+    fileurl_allow_hosts: tuple[str, ...] = ()  # hosts, addresses or networks allowed although private
+    fileurl_allow_private: bool = False  # allow every loopback/private host (library use, trusted networks)
     max_batch: int = 32  # images per forward pass (1 = no micro-batching)
     max_wait_ms: float = 0.0  # extra wait for a batch to fill (0 = only batch requests already queued)
     max_queue: int = 256  # requests waiting for inference; more get 503
@@ -42,6 +46,20 @@ class ServeSettings:
                 raise ConfigError(f"{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
         if self.fileurl_timeout_s <= 0 or self.max_wait_ms < 0 or self.threads < 0:
             raise ConfigError("fileurl timeout must be > 0, max-wait-ms and threads >= 0")
+        if self.errors not in ERROR_MODES:
+            raise ConfigError(f"errors must be one of {', '.join(ERROR_MODES)}, got {self.errors!r}")
+        # JSON brings lists back; a tuple keeps the settings hashable and comparable.
+        object.__setattr__(self, "fileurl_allow_hosts", tuple(str(h) for h in self.fileurl_allow_hosts))
+        if self.fileurl_allow_hosts and not self.allow_fileurl:
+            raise ConfigError("--fileurl-allow-hosts only matters with --allow-fileurl; add --allow-fileurl")
+        from nin.serve.fetch import HostAllowlist
+
+        HostAllowlist(self.fileurl_allow_hosts)  # a bad entry fails here, in one line
+        if self.modelhub_contrib and self.samples_dir:
+            raise ConfigError(
+                "--samples and --modelhub-contrib both name the samples; the contribution's sample_data/ is "
+                "served, so drop --samples"
+            )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

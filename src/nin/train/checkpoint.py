@@ -9,7 +9,8 @@ Layout (``format_version`` 1)::
     classes [str], input {"channels", "height", "width"}
     train   TrainConfig.to_dict()       (resolved config; {} for imported weights)
     metrics {...}                       last/best metrics
-    resume  {epoch, step, optimizer, schedule, rng} (training checkpoints only)
+    resume  {epoch, step_in_epoch, global_step, optimizer, schedule, best, epoch_acc}
+                                        (resumable checkpoints only: nin.train.resume.ResumeState)
 
 Writes are atomic (temporary file + fsync + rename); the previous ``last.pt`` is kept as ``last.prev.pt``
 so a checkpoint damaged on disk still leaves one good copy.
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from nin import __version__
+from nin._version import __version__
 from nin.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def build_from_checkpoint(ckpt: dict) -> nn.Module:
     spec = ckpt["model"]
     try:
         model = build_model(spec["name"], **spec.get("options", {}))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # an unknown name or option, or an option of the wrong type
         raise CheckpointError(f"checkpoint names a model this nin cannot build: {exc}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])

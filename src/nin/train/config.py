@@ -1,6 +1,7 @@
-"""Training configs: one frozen, typed dataclass, registered by name, overridden with ``--set key=value``.
+"""The training config: one frozen, typed dataclass, checked by :func:`validate`, overridden with ``--set key=value``.
 
-Every field states its unit or its paper source. The resolved config is saved with every run.
+Every field states its unit or its paper source. The resolved config is saved with every run; the registered
+experiments are in :mod:`nin.train.experiments`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import types
 import typing
 from dataclasses import dataclass
 
+from nin.data.preprocess import list_preprocessors
+from nin.data.registry import list_datasets
 from nin.errors import ConfigError
+from nin.models import list_models
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,25 @@ _CHOICES = {
 }
 
 
+# Names chosen from a registry, and the `nin list` section that shows them.
+_NAMES = {
+    "model": (list_models, "models"),
+    "dataset": (list_datasets, "datasets"),
+    "preprocess": (list_preprocessors, "preprocess"),
+}
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Check value ranges and choices; raise ``ConfigError`` saying what is wrong."""
+    """Check value ranges, choices and the model, dataset and preprocessing names (before any data loads);
+    raise ``ConfigError`` saying what is wrong."""
     for key, choices in _CHOICES.items():
         if getattr(cfg, key) not in choices:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not one of: {', '.join(choices)}")
+    for key, (names, section) in _NAMES.items():
+        if getattr(cfg, key) not in names():
+            raise ConfigError(
+                f"{key}={getattr(cfg, key)!r} is not one of: {', '.join(names())} (`nin list {section}` describes them)"
+            )
     positive = ("epochs", "batch_size")
     for key in positive:
         if getattr(cfg, key) <= 0:
@@ -158,12 +176,3 @@ def _split(item: str) -> tuple[str, str]:
         raise ConfigError(f"--set expects key=value, got {item!r}")
     key, _, value = item.partition("=")
     return key.strip(), value.strip()
-
-
-def field_help() -> dict[str, str]:
-    """Field name -> 'type (default)' for help texts."""
-    out = {}
-    for f in dataclasses.fields(TrainConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        out[f.name] = f"{f.type} = {default!r}"
-    return out

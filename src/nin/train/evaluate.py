@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nin.data.preprocess import Preprocessor
+from nin.models.inference import inference_model
 from nin.train.runtime import Runtime
 
 
@@ -31,7 +32,7 @@ def predict_logits(
         flips: return the mean logits of each image and its left-right mirror (test-time flips); the
             mirror is taken of the raw image, before ``pre`` (a fitted ZCA matrix need not commute with it).
     """
-    model.eval()
+    model = inference_model(model.eval(), rt.amp_dtype, rt.memory_format)  # BN folded, ReLU fused, cast once
     out = []
     for i in range(0, images.shape[0], batch_size):
         batch = images[i : i + batch_size].to(rt.device, non_blocking=True)

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import torch
 
-from nin import __version__
+from nin._version import __version__
 from nin.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nin.errors import ConfigError
+from nin.extras import require
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-INSTALL_HINT = "install the viz extra: pip install 'nin[viz]' (or `make install`)"
 
 # One look for every figure: light grid, no top/right spines, readable small text.
 STYLE: dict[str, Any] = {
@@ -39,11 +38,7 @@ TRAIN, TEST, PAPER, ACCENT = "#4e79a7", "#e15759", "#59a14f", "#f28e2b"
 
 
 def _matplotlib():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigError(f"plots need matplotlib; {INSTALL_HINT}") from None
-    return matplotlib
+    return require("matplotlib", "drawing plots")
 
 
 def colormap(name: str):

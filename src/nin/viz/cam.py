@@ -52,12 +52,17 @@ def as_rgb(image: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def upsample_map(cam: np.ndarray | torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of one class map (h, w) to ``size`` = (H, W), as the CAM paper does."""
-    a = _as_map(cam)
-    t = torch.from_numpy(np.ascontiguousarray(a))[None, None]
+    """Bilinear upsampling of class maps to ``size`` = (H, W), as the CAM paper does: float32 (..., H, W).
+
+    Takes one map (h, w) or any stack of them, e.g. a batch (N, K, h, w) from ``forward_features``.
+    """
+    t = cam.detach().float().cpu() if isinstance(cam, torch.Tensor) else torch.from_numpy(np.array(cam, np.float32))
+    if t.ndim < 2:
+        raise ValueError(f"class maps must be (..., h, w), got shape {tuple(t.shape)}")
+    size = tuple(int(s) for s in size)
     # align_corners=False: each map cell covers its share of the input (the pooling geometry).
-    up = F.interpolate(t, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)
-    return up[0, 0].numpy()
+    up = F.interpolate(t.reshape(1, -1, *t.shape[-2:]), size=size, mode="bilinear", align_corners=False)
+    return up.reshape(*t.shape[:-2], *size).numpy()
 
 
 def normalize_map(cam: np.ndarray | torch.Tensor) -> np.ndarray:

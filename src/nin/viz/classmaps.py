@@ -2,9 +2,9 @@
 
 The model's ``forward_features`` returns the maps (B, K, h, w) and ``forward_head`` averages them (GAP),
 so the map of the predicted class is where the network "sees" that class — the class activation map of
-Zhou et al. 2016 with identity weights. This module loads a checkpoint, decodes images through the
-checkpoint's own preprocessor and returns :class:`ClassMaps` records; figures live in
-:mod:`nin.viz.figures`.
+Zhou et al. 2016 with identity weights. :class:`ClassMapper` runs on a :class:`nin.serve.predictor.Predictor`,
+so an image is opened, turned upright (EXIF), decoded and preprocessed exactly as ``nin predict`` does it,
+and returns :class:`ClassMaps` records; figures live in :mod:`nin.viz.figures`.
 
 Example (a notebook)::
 
@@ -20,15 +20,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 
-from nin.data.preprocess import Preprocessor
 from nin.errors import ConfigError, DataError
+from nin.serve.predictor import ImageLike, Predictor
+from nin.viz.cam import as_rgb, cam_overlay, upscale_image
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ class ClassMaps:
     classes: tuple[str, ...]
     label: int | None = None
     name: str = ""
-    meta: dict = field(default_factory=dict)
 
     @property
     def probs(self) -> np.ndarray:
@@ -88,115 +87,52 @@ class ClassMaps:
         The result has the input's size, or an integer multiple of it with ``min_side`` (see
         :func:`nin.viz.cam.upscale_image`): small digits then get a smooth heat map.
         """
-        from nin.viz.cam import cam_overlay, upscale_image
-
         c = self.pred if cls is None else int(cls)
         return cam_overlay(upscale_image(self.image, min_side), self.maps[c], alpha=alpha, cmap=cmap, box=box)
 
 
-def require_class_maps(model: nn.Module, what: str = "this model") -> None:
-    """Raise a clear ``ConfigError`` for models without class maps (the FC-head ablations)."""
-    if not getattr(model, "has_class_maps", True):
-        raise ConfigError(
-            f"{what} has a fully connected head, so it has no class maps (paper Table 5 / §4.6 ablation); "
-            "class maps and CAM need a global-average-pooling model such as nin_mnist or nin_cifar10"
-        )
-
-
-@torch.inference_mode()
-def compute_class_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class maps and pooled logits of preprocessed inputs.
-
-    Args:
-        model: a NIN-family model (``forward_features`` -> maps, ``forward_head`` -> GAP).
-        x: float inputs (N, C, H, W), already through the checkpoint's preprocessor.
-        batch_size: images per forward pass.
-
-    Returns:
-        ``(maps, logits)``: float32 CPU tensors (N, K, h, w) and (N, K).
-    """
-    require_class_maps(model)
-    model.eval()
-    maps, logits = [], []
-    for i in range(0, x.shape[0], batch_size):
-        m = model.forward_features(x[i : i + batch_size])  # (B, K, h, w)
-        logits.append(model.forward_head(m).float().cpu())  # (B, K)
-        maps.append(m.float().cpu())
-    if not maps:
-        raise ValueError("no images given")
-    return torch.cat(maps), torch.cat(logits)
-
-
-def load_image(path: str | os.PathLike):
-    """Open an image file with PIL (any mode); unreadable files raise ``DataError``."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image {path} does not exist")
-    try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path} is not an image PIL can read ({exc})") from None
-    return img
+_CHUNK = 256  # images per forward pass: a whole split in float32 may not fit where its uint8 does
 
 
 class ClassMapper:
-    """A checkpoint's model, preprocessor and class names, ready to compute class maps.
+    """A :class:`~nin.serve.predictor.Predictor` whose model has class maps, ready to explain images.
 
     Args:
-        model: the model (a GAP model: ``has_class_maps`` must not be False).
-        preprocessor: the checkpoint's fitted preprocessor (one implementation for train and explain).
-        classes: class names.
-        input_shape: (C, H, W) the model takes.
-        device: where the forward passes run.
+        predictor: a checkpoint (or an ONNX export with a ``class_maps`` output) behind a Predictor; a model
+            with a fully connected head (the Table 5 / §4.6 ablations) raises ``ConfigError``.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        preprocessor: Preprocessor,
-        classes: Sequence[str],
-        input_shape: tuple[int, int, int],
-        device: str | torch.device = "cpu",
-        name: str = "model",
-    ) -> None:
-        require_class_maps(model, name)
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.pre = preprocessor
-        self.classes = tuple(str(c) for c in classes)
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.name = name
+    def __init__(self, predictor: Predictor) -> None:
+        if not predictor.has_class_maps:
+            raise ConfigError(
+                f"model {predictor.info.name!r} has a fully connected head, so it has no class maps (paper Table 5 "
+                "/ §4.6 ablation); class maps and CAM need a global-average-pooling model such as nin_mnist or "
+                "nin_cifar10"
+            )
+        self.predictor = predictor
+        self.classes = tuple(str(c) for c in predictor.classes)
+        self.input_shape = predictor.input_shape
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike | dict, device: str = "cpu") -> ClassMapper:
-        """Rebuild from a checkpoint file (or an already loaded checkpoint dict)."""
-        from nin.data.preprocess import preprocessor_from_state
-        from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
-        from nin.train.runtime import resolve_device
+    def from_checkpoint(
+        cls, checkpoint: str | os.PathLike | dict, device: str = "cpu", precision: str = "fp32"
+    ) -> ClassMapper:
+        """A checkpoint file (``.pt`` or ``.onnx``) or an already loaded checkpoint dict, as ``nin predict`` loads it.
 
-        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-        name = ckpt["model"]["name"]
-        model = build_from_checkpoint(ckpt)
-        require_class_maps(model, f"model {name!r}")
-        inp = ckpt["input"]
-        return cls(
-            model,
-            preprocessor_from_state(ckpt["preprocess"]),
-            ckpt["classes"],
-            (inp["channels"], inp["height"], inp["width"]),
-            resolve_device(device),
-            name,
-        )
+        ``precision`` defaults to fp32: the maps are then exact whatever the CPU (see ``select_runtime``).
+        """
+        if isinstance(checkpoint, dict):
+            return cls(Predictor.from_checkpoint_dict(checkpoint, device, precision))
+        return cls(Predictor.from_checkpoint(checkpoint, device, precision))
 
-    def prepare(self, image) -> torch.Tensor:
-        """A PIL image (any mode) or a path -> uint8 (C, H, W) at the model's input size."""
-        if isinstance(image, (str, os.PathLike)):
-            image = load_image(image)
-        c, h, w = self.input_shape
-        return self.pre.prepare_image(image, c, (h, w))
+    def prepare(self, image: ImageLike) -> torch.Tensor:
+        """One image (a path, bytes, PIL image, array) -> uint8 (C, H, W) at the model's input size."""
+        return self.predictor.prepare_one(image)
+
+    def _forward(self, images: torch.Tensor, maps: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        parts = [self.predictor.run(images[i : i + _CHUNK], maps=maps) for i in range(0, images.shape[0], _CHUNK)]
+        logits = torch.cat([z for z, _ in parts])
+        return logits, (torch.cat([m for _, m in parts]) if maps else None)
 
     def explain(
         self,
@@ -218,17 +154,11 @@ class ClassMapper:
         n = images.shape[0]
         if n == 0:
             raise DataError("no images to explain")
-        parts = [  # preprocess chunk by chunk: a whole split in float32 may not fit where uint8 does
-            compute_class_maps(self.model, self.pre.apply(images[i : i + 256].to(self.device)))
-            for i in range(0, n, 256)
-        ]
-        maps, logits = torch.cat([m for m, _ in parts]), torch.cat([z for _, z in parts])
         labels_list = [None] * n if labels is None else [int(v) for v in torch.as_tensor(labels).reshape(-1)]
         names_list = list(names) if names is not None else [f"#{i}" for i in range(n)]
         if len(labels_list) != n or len(names_list) != n:
             raise ValueError(f"{n} images but {len(labels_list)} labels and {len(names_list)} names")
-        from nin.viz.cam import as_rgb
-
+        logits, maps = self._forward(images, maps=True)
         return [
             ClassMaps(
                 as_rgb(images[i].cpu()),
@@ -242,11 +172,15 @@ class ClassMapper:
         ]
 
     def explain_files(self, paths: Sequence[str | os.PathLike]) -> list[ClassMaps]:
-        """Class maps of image files (any PIL mode), decoded as the checkpoint's preprocessor decodes them."""
+        """Class maps of image files, opened and decoded as ``nin predict`` opens them (EXIF orientation applied)."""
         if not paths:
             raise DataError("no image files given")
         x = torch.stack([self.prepare(p) for p in paths])
         return self.explain(x, names=[Path(p).name for p in paths])
+
+    def _check_dataset(self, dataset) -> None:
+        if tuple(dataset.shape) != self.input_shape:
+            raise DataError(f"{dataset.name} images are {dataset.shape} but the model takes {self.input_shape}")
 
     def explain_dataset(self, dataset, index: Sequence[int]) -> list[ClassMaps]:
         """Class maps of items ``index`` of a :class:`nin.data.dataset.Dataset`, with their true classes."""
@@ -254,10 +188,15 @@ class ClassMapper:
         bad = [i for i in index if not -n <= int(i) < n]
         if bad:
             raise DataError(f"{dataset.name} has {n} images; index {bad[0]} is out of range")
-        if tuple(dataset.shape) != self.input_shape:
-            raise DataError(f"{dataset.name} images are {dataset.shape} but the model takes {self.input_shape}")
+        self._check_dataset(dataset)
         if tuple(dataset.classes) != self.classes:
             log.warning("%s has other class names than the checkpoint; showing the checkpoint's", dataset.name)
         idx = torch.as_tensor([int(i) % n for i in index], dtype=torch.int64)
         split = dataset.name.rsplit(":", 1)[-1]  # "mnist_embedded:test" -> "test[17]": short captions
         return self.explain(dataset.images[idx], dataset.labels[idx], [f"{split}[{int(i)}]" for i in idx.tolist()])
+
+    def misclassified(self, dataset) -> list[int]:
+        """Indices of the items of ``dataset`` the model gets wrong, in order."""
+        self._check_dataset(dataset)
+        logits, _ = self._forward(dataset.images, maps=False)
+        return (logits.argmax(1) != dataset.labels).nonzero()[:, 0].tolist()

@@ -1,25 +1,19 @@
-"""Learning curves of a run folder: loss, error, learning rate, throughput, and the confusion matrix.
+"""Learning curves of a run folder: loss, error, learning rate, throughput.
 
 A run folder (written by ``nin train``) holds ``config.json`` and ``metrics.jsonl``, one row per epoch
 with ``epoch, step, lr, train_loss, train_error_pct, test_loss, test_error_pct, test_accuracy, img_per_s,
-epoch_time_s, wall_time_s, complete``. :func:`load_run` reads them; each ``*_figure`` function returns a
-matplotlib ``Figure``.
+epoch_time_s, wall_time_s, complete``. :func:`nin.train.rundir.load_run` reads them; each ``*_figure``
+function returns a matplotlib ``Figure``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nin.errors import ConfigError
+from nin.train.rundir import Run, epoch_x
 from nin.viz._mpl import ACCENT, PAPER, TEST, TRAIN, new_figure, styled
 
 if TYPE_CHECKING:
@@ -27,80 +21,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Run:
-    """What a run folder says about itself.
-
-    Attributes:
-        path: the folder.
-        meta: the whole ``config.json`` (config, runtime, model options, classes, sizes).
-        rows: the ``metrics.jsonl`` rows, sorted by epoch.
-    """
-
-    path: Path
-    meta: dict
-    rows: list[dict]
-
-    @property
-    def config(self) -> dict:
-        """The resolved training config (``TrainConfig.to_dict()``)."""
-        return self.meta.get("config", {})
-
-    def series(self, key: str) -> np.ndarray:
-        """One metric over the epochs (NaN where a row lacks it)."""
-        return np.array([float(r[key]) if r.get(key) is not None else math.nan for r in self.rows])
-
-    @property
-    def epochs(self) -> np.ndarray:
-        """Epoch numbers as x values; a partial last epoch counts as the fraction of it that ran."""
-        return np.array([_epoch_x(r, self.steps_per_epoch) for r in self.rows])
-
-    @property
-    def steps_per_epoch(self) -> int:
-        bs = int(self.config.get("batch_size") or 0)
-        n = int(self.meta.get("train_size") or 0)
-        return max(1, n // bs) if bs and n else 0
-
-
-def _epoch_x(row: dict, spe: int) -> float:
-    if row.get("complete", True) or not spe or row.get("step") is None:
-        return float(row["epoch"])
-    return row["step"] / spe  # a run cut short by max_steps stops inside its last epoch
-
-
-def load_run(run_dir: str | os.PathLike) -> Run:
-    """Read ``config.json`` and ``metrics.jsonl`` of a run folder; a bad folder raises ``ConfigError``."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ConfigError(f"run folder {path} does not exist; pass the --out folder of a `nin train` run")
-    metrics = path / "metrics.jsonl"
-    if not metrics.is_file():
-        raise ConfigError(
-            f"{path} has no metrics.jsonl, so it is not a run folder written by `nin train` "
-            "(or the run stopped before its first epoch ended)"
-        )
-    rows = []
-    for n, line in enumerate(metrics.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            # A run killed while writing leaves a half line at the end; the rest is still good.
-            log.warning("%s line %d is not JSON; skipping it", metrics, n)
-    rows = [r for r in rows if isinstance(r, dict) and "epoch" in r]
-    if not rows:
-        raise ConfigError(f"{metrics} holds no epoch rows yet; run at least one epoch")
-    by_epoch = {int(r["epoch"]): r for r in rows}  # a resumed run rewrites its redone epochs: keep the last
-    meta = {}
-    if (path / "config.json").is_file():
-        try:
-            meta = json.loads((path / "config.json").read_text())
-        except json.JSONDecodeError:
-            log.warning("%s/config.json is not JSON; the report will lack the config", path)
-    return Run(path, meta, [by_epoch[e] for e in sorted(by_epoch)])
 
 
 def _line_axes(fig: Figure, title: str, ylabel: str) -> Axes:
@@ -187,7 +107,7 @@ def lr_figure(run: Run) -> Figure:
         )
         drops = [r for r in run.rows if r.get("lr_drop")]
         for r in drops:
-            ax.axvline(_epoch_x(r, run.steps_per_epoch), color=PAPER, ls=":", lw=1)
+            ax.axvline(epoch_x(r, run.steps_per_epoch), color=PAPER, ls=":", lw=1)
         ax.set_ylim(bottom=0)
         ax.set_xlim(left=0)
         ax.legend()
@@ -245,60 +165,3 @@ def curves_figures(run: Run, paper_error: float | None = None) -> dict[str, Figu
         "lr": lr_figure(run),
         "throughput": throughput_figure(run),
     }
-
-
-def confusion_figure(cm: np.ndarray, classes: Sequence[str], title: str = "Confusion matrix") -> Figure:
-    """A confusion matrix (rows = true class, columns = predicted), row-normalised colours, counts written in.
-
-    Counts are written in the cells up to 20 classes; above that the matrix is drawn as an image only.
-    """
-    cm = np.asarray(cm, dtype=np.int64)
-    k = cm.shape[0]
-    if cm.shape != (k, k) or len(classes) != k:
-        raise ValueError(f"confusion matrix {cm.shape} does not match {len(classes)} classes")
-    rows = cm.sum(1, keepdims=True)
-    frac = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
-    side = min(9.0, max(4.2, 0.42 * k + 1.6))
-    fig = new_figure(side + 0.8, side)
-    with styled():
-        ax = fig.add_subplot(1, 1, 1)
-        im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-        ax.grid(False)
-        ax.set_title(title, loc="left", fontweight="bold")
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        if k <= 30:
-            ticks = np.arange(k)
-            ax.set_xticks(ticks, [str(c) for c in classes], rotation=90 if max(map(len, classes)) > 3 else 0)
-            ax.set_yticks(ticks, [str(c) for c in classes])
-        if k <= 20:
-            for i in range(k):
-                for j in range(k):
-                    if cm[i, j]:
-                        ax.text(
-                            j,
-                            i,
-                            str(cm[i, j]),
-                            ha="center",
-                            va="center",
-                            fontsize=7 if k > 12 else 8,
-                            color="white" if frac[i, j] > 0.5 else "#222222",
-                        )
-        cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        cbar.set_label("fraction of the true class")
-    return fig
-
-
-def most_confused(cm: np.ndarray, classes: Sequence[str], n: int = 10) -> list[tuple[str, str, int]]:
-    """The ``n`` largest off-diagonal cells: (true class, predicted class, count), largest first."""
-    cm = np.asarray(cm)
-    off = cm.copy()
-    np.fill_diagonal(off, 0)
-    flat = np.argsort(-off, axis=None, kind="stable")[:n]
-    out = []
-    for idx in flat:
-        i, j = np.unravel_index(idx, cm.shape)
-        if off[i, j] <= 0:
-            break
-        out.append((str(classes[i]), str(classes[j]), int(off[i, j])))
-    return out

@@ -1,4 +1,4 @@
-"""Rendering of :class:`nin.viz.report.ReportData`: a self-contained HTML page and a Markdown summary.
+"""Rendering of :class:`nin.viz.report_data.ReportData`: a self-contained HTML page and a Markdown summary.
 
 The HTML page has no external resource: CSS inline, plots as base64 PNG ``data:`` URIs, so it can be mailed
 or attached to an issue as one file.
@@ -12,8 +12,8 @@ import math
 from html import escape
 from pathlib import Path
 
-from nin import __version__
-from nin.viz.report import ReportData
+from nin._version import __version__
+from nin.viz.report_data import ReportData
 
 PLOT_ORDER = ("error", "loss", "lr", "throughput")
 PLOT_TITLES = {

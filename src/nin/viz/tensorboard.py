@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from nin.errors import ConfigError
+from nin.extras import require
 
 # metrics.jsonl key -> TensorBoard tag; grouped by prefix so train and test share a chart section.
 TAGS = {
@@ -32,18 +32,13 @@ class TensorBoardLogger:
         config: the resolved config, written once as text.
 
     Raises:
-        ConfigError: when the ``tensorboard`` package is missing (it is in the ``viz`` extra).
+        MissingDependencyError: the ``tensorboard`` package is missing (it is in the ``viz`` extra).
     """
 
     def __init__(self, log_dir: str | os.PathLike, config: dict | None = None) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError(
-                "--tensorboard needs the tensorboard package: pip install 'nin[viz]' (or pip install tensorboard)"
-            ) from None
+        tb = require("torch.utils.tensorboard", "--tensorboard", package="tensorboard")
         self.log_dir = Path(log_dir)
-        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        self.writer = tb.SummaryWriter(log_dir=str(self.log_dir))
         if config:
             self.writer.add_text("config", "```\n" + json.dumps(config, indent=2) + "\n```", 0)
 

@@ -1,7 +1,7 @@
-"""Registered experiment configs: ``get_config(name)``, ``list_configs()``.
+"""The experiments: registered configs, ``get_config(name)``, ``list_configs()``.
 
-One config per paper experiment (added by the reproduction recipes) plus the embedded-MNIST quickstart
-and a tiny smoke config.
+One config per paper experiment under the paper recipe and a modern one, plus the embedded-MNIST quickstart
+and a tiny smoke config. The config type itself is :class:`nin.train.config.TrainConfig`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def get_config(name: str) -> TrainConfig:
 
 # The modern recipe's training settings, shared by the quickstart, every `<row>_modern` config and the
 # time-to-accuracy recipe of `nin bench --tta`: per-channel mean/std, BN after every conv, He init, plain
-# per-group lr, Nesterov momentum, weight decay on every parameter, label smoothing, one-cycle lr.
+# per-group lr, Nesterov momentum, weight decay 5e-4 on the weights (as in every recipe, biases and BN
+# parameters never decay: nin.train.optim), label smoothing, one-cycle lr.
 MODERN_RECIPE = dict(
     preprocess="mean_std",
     batch_norm=True,

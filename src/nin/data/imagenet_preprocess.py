@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nin.data.preprocess import Preprocessor, register_preprocessor
+from nin.data.preprocess_base import Preprocessor
 from nin.errors import ConfigError
 
 # Per-channel mean of the ILSVRC-2012 training images, BGR, 0-255 (Caffe's ilsvrc_2012_mean, rounded).
@@ -50,7 +50,6 @@ CHOICES = {
 }
 
 
-@register_preprocessor
 class ImageNetPreprocess(Preprocessor):
     """Resize policy + channel order + mean subtraction + scale, as recorded in an imported checkpoint.
 
