@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "viz"),
     "tensorboard": ("tensorboard", "viz"),
     "scipy": ("scipy", "data"),
+    "pyarrow": ("pyarrow", "parquet"),
 }
 
 

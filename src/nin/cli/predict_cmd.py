@@ -88,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
         if ctx.enabled and "@-" in args.paths:
             raise ConfigError("under torchrun every rank reads the whole input: write the list to a file, pass @FILE")
         missing = check_inputs(args.paths)
+        predictor = _load(args, ctx)  # a model that cannot load is the one line to print, not the warnings
         if ctx.is_main:
             for path in missing:
                 print(f"nin predict: warning: {path} does not exist (it gets an error row)", file=sys.stderr)
-        predictor = _load(args, ctx)
         inputs = expand_inputs(args.paths)
         if args.out is None:
             return _print_rows(args, predictor, inputs)

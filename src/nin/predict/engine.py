@@ -5,13 +5,35 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 import torch
 
 from nin.errors import ConfigError
 from nin.predict.decode import DecodedChunk, chunks, decoded_chunks, default_workers
-from nin.predict.rows import PredictionRow
-from nin.serve.predictor import Predictor
+from nin.predict.rows import Prediction, PredictionRow
+
+
+class Predictor(Protocol):
+    """What the batch path needs of a :class:`nin.serve.predictor.Predictor`.
+
+    A protocol, like :class:`nin.predict.rows.Prediction`, so that this package imports nothing from ``nin.serve``.
+    """
+
+    backend: Any
+    preprocessor: Any
+    info: Any
+    classes: list[str]
+    input_shape: tuple[int, int, int]
+
+    @property
+    def has_class_maps(self) -> bool: ...
+
+    def prepare_one(self, image: Any) -> torch.Tensor: ...
+
+    def run(self, pixels: torch.Tensor, maps: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+    def top_k(self, probs: torch.Tensor, k: int = 5) -> list[Prediction]: ...
 
 
 def check_options(predictor: Predictor, batch_size: int, workers: int | None, top_k: int, cam_box: bool) -> int:
@@ -62,7 +84,7 @@ def rows_of_chunk(predictor: Predictor, decoded: DecodedChunk, top_k: int, cam_b
 
 def host_side(predictor: Predictor) -> Predictor:
     """A backend-less copy of ``predictor`` for decoding workers: preprocessing and input shape, no model."""
-    return Predictor(None, predictor.preprocessor, predictor.info)
+    return type(predictor)(None, predictor.preprocessor, predictor.info)
 
 
 def predict_batches(

@@ -16,7 +16,6 @@ from nin.errors import ConfigError, DataError
 from nin.predict.rows import Columns
 
 FORMATS: dict[str, str] = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
-PARQUET_HINT = "writing or reading .parquet needs pyarrow: pip install 'nin[parquet]'"
 _ROW_GROUP = 65_536  # Parquet rows per row group: large enough to compress well, small enough to stream
 
 
@@ -31,12 +30,10 @@ def output_format(path: str | Path) -> str:
 
 
 def _pyarrow():
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ConfigError(PARQUET_HINT) from None
-    return pa, pq
+    from nin.extras import require
+
+    pa = require("pyarrow", "a .parquet results file")
+    return pa, require("pyarrow.parquet", "a .parquet results file", package="pyarrow")
 
 
 def _open_text(path: Path, mode: str):

@@ -10,8 +10,20 @@ The same flat names in CSV, JSON lines and Parquet make the formats interchangea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from nin.serve.predictor import Prediction
+
+class Prediction(Protocol):
+    """What a row needs of :class:`nin.serve.predictor.Prediction`: the top classes, most probable first.
+
+    (A protocol rather than an import: ``Predictor.predict_many`` imports this package, so this package
+    imports nothing from ``nin.serve``.)
+    """
+
+    labels: list[str]
+    probabilities: list[float]
+    indices: list[int]
+
 
 CAM_COLUMNS = ("cam_left", "cam_top", "cam_right", "cam_bottom")
 

@@ -18,10 +18,9 @@ from pathlib import Path
 
 from nin.errors import ConfigError, NinError
 from nin.predict import parts, shard
-from nin.predict.engine import check_options, predict_batches
+from nin.predict.engine import Predictor, check_options, predict_batches
 from nin.predict.formats import output_format, read_table, write_table
 from nin.predict.rows import Columns
-from nin.serve.predictor import Predictor
 from nin.train.distributed import DistContext
 
 log = logging.getLogger(__name__)
