@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("nin.cli.bench_cmd", "measure training/eval speed vs the machine's peak, latency, time-to-accuracy"),
     "classmaps": ("nin.cli.classmaps_cmd", "draw the class maps (paper Fig. 4) and CAM overlays of images"),
     "report": ("nin.cli.report_cmd", "render a run folder as an HTML report with learning curves"),
-    "predict": ("nin.cli.predict_cmd", "classify image files with a checkpoint or an ONNX export"),
+    "predict": (
+        "nin.cli.predict_cmd",
+        "classify images, folders and @LIST files with a checkpoint or an ONNX export (CSV/JSONL/Parquet out)",
+    ),
     "serve": ("nin.cli.serve_cmd", "serve a model: ModelHub-compatible REST API and a web page"),
     "export": ("nin.cli.export_cmd", "export a checkpoint to ONNX (fp32, verified) or int8 ONNX"),
     "data": ("nin.cli.data_cmd", "datasets: list, info NAME (what is found, checksums, what to do), fetch NAME"),
