@@ -299,3 +299,16 @@ def test_from_checkpoint_dict_matches_file(ckpt_path, predictor):
     ckpt = make_ckpt()
     p = Predictor.from_checkpoint_dict(ckpt, device="cpu")
     torch.testing.assert_close(p.probabilities(digit(5)), predictor.probabilities(digit(5)))
+
+
+def test_large_batches_run_in_slices_with_the_same_answers(predictor):
+    """A batch larger than the runtime's eval_batch is cut into slices (faster on a CPU); answers do not change."""
+    from nin.data.embedded import load_embedded_mnist
+
+    pixels = load_embedded_mnist("test").images[:150]
+    step = predictor.backend.runtime.eval_batch
+    assert step < 150
+    logits, maps = predictor.run(pixels, maps=True)
+    assert logits.shape == (150, 10) and maps.shape == (150, 10, 7, 7)
+    one_by_one = torch.cat([predictor.run(pixels[i : i + 1])[0] for i in range(150)])
+    torch.testing.assert_close(logits, one_by_one, atol=1e-5, rtol=1e-5)

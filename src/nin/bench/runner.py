@@ -146,7 +146,7 @@ def run_bench(opts: BenchOptions) -> dict:
         pre,
         rt,
         rounds=opts.eval_rounds,
-        batch_size=min(1024 if rt.device.type == "cuda" else 256, n_eval),
+        batch_size=min(rt.eval_batch, n_eval),
         latency_samples=opts.latency_samples,
         onnx=opts.onnx,
         between=gemm,

@@ -20,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="folder holding the dataset files")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     add_precision(p)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="images per forward pass (default: 64 on a CPU, 1024 on a GPU)"
+    )
     p.add_argument(
         "--flip",
         action="store_true",

@@ -54,7 +54,7 @@ def load_for_eval(path: str | Path, runtime: Runtime) -> tuple[dict, nn.Module, 
 
 
 def evaluate_file(
-    path: str | Path, dataset: str | None = None, split: str | None = None, batch_size: int = 256
+    path: str | Path, dataset: str | None = None, split: str | None = None, batch_size: int | None = None
 ) -> dict:
     """Accuracy of a ``.pt`` or ``.onnx`` file on its dataset's test split (or ``dataset``/``split``), on the CPU."""
     from nin.train.evaluate import evaluate

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from nin.data.dataset import Dataset
@@ -222,11 +223,8 @@ def train_one_epoch(
         xb, y = batches(s)
         x = p.pre.apply(xb).contiguous(memory_format=rt.memory_format)
         lr = p.schedule.apply(p.optimizer, state.global_step)
-        with rt.autocast():
-            logits = p.step_model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         p.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, logits = forward_backward(p.step_model, x, y, p.rt, cfg.label_smoothing, p.step_slice)
         p.optimizer.step()
         state.global_step += 1
         state.step_in_epoch = s + 1
@@ -245,6 +243,35 @@ def train_one_epoch(
     _read_back(p, meter, epoch)  # also waits for the device, so the epoch time below is true
     seconds, stop = time.perf_counter() - t0, state.step_in_epoch
     return EpochSteps(seconds, lr, complete=stop == spe, images=(stop - first) * cfg.batch_size)
+
+
+def forward_backward(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    rt: Runtime,
+    label_smoothing: float = 0.0,
+    step_slice: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's mean cross-entropy and its gradients (accumulated into ``.grad``); returns (loss, logits).
+
+    With ``step_slice`` the batch runs in slices whose losses are each scaled by slice / batch, so the gradients
+    add up to the whole batch's (only models without batch norm are sliced: :func:`nin.train.prepare.step_slice`).
+    """
+    size = step_slice or x.shape[0]
+    losses, all_logits = [], []
+    for i in range(0, x.shape[0], size):
+        with rt.autocast():
+            logits = model(x[i : i + size])
+        loss = F.cross_entropy(logits.float(), y[i : i + size], label_smoothing=label_smoothing)
+        if size < x.shape[0]:
+            loss = loss * (logits.shape[0] / x.shape[0])
+        loss.backward()
+        losses.append(loss.detach())
+        all_logits.append(logits.detach())
+    if len(losses) == 1:
+        return losses[0], all_logits[0]
+    return torch.stack(losses).sum(), torch.cat(all_logits)
 
 
 def _read_back(p: Parts, meter: StepMeter, epoch: int) -> float | None:

@@ -23,16 +23,18 @@ def predict_logits(
     images: torch.Tensor,
     pre: Preprocessor,
     rt: Runtime,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     flips: bool = False,
 ) -> torch.Tensor:
     """Logits (N, K) in float32 on the CPU for uint8 images (N, C, H, W).
 
     Args:
+        batch_size: images per forward pass (default: the runtime's ``eval_batch``).
         flips: return the mean logits of each image and its left-right mirror (test-time flips); the
             mirror is taken of the raw image, before ``pre`` (a fitted ZCA matrix need not commute with it).
     """
     model = inference_model(model.eval(), rt.amp_dtype, rt.memory_format)  # BN folded, ReLU fused, cast once
+    batch_size = batch_size or rt.eval_batch
     out = []
     for i in range(0, images.shape[0], batch_size):
         batch = images[i : i + batch_size].to(rt.device, non_blocking=True)
@@ -49,7 +51,7 @@ def evaluate(
     labels: torch.Tensor,
     pre: Preprocessor,
     rt: Runtime,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     flips: bool = False,
 ) -> dict:
     """``{"loss", "accuracy" (0-1), "error_pct", "n"}`` over the whole set, in eval mode.

@@ -34,6 +34,27 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     @property
+    def eval_batch(self) -> int:
+        """Images per forward pass for inference over many images (``predict_logits``, ``nin eval``).
+
+        On a CPU small batches win: their activations stay in cache (measured on a 2-core Zen 4, fused
+        inference copy: batch 32-64 ran 1.2-1.35x faster than 256 for nin_cifar10 and nin_mnist, fp32 and bf16).
+        A GPU wants large batches to fill its cores.
+        """
+        return 1024 if self.device.type == "cuda" else 64
+
+    @property
+    def train_slice(self) -> int:
+        """Images per forward/backward pass inside one optimiser step (0 = the whole batch at once).
+
+        On a CPU a step's batch is run in slices whose gradients add up (measured on a 2-core Zen 4, nin_cifar10
+        in bf16 at batch 128: slices of 32 trained 1.15x faster than the whole batch, whose activations do not stay
+        in cache). The step is the same step: only models without batch norm are sliced (BN's statistics would
+        change with the slice), see :func:`nin.train.prepare.step_slice`. A GPU runs the whole batch.
+        """
+        return 0 if self.device.type == "cuda" else 32
+
+    @property
     def sync_every(self) -> int:
         """Steps between reads of the loss back to the host (each read waits for the queued GPU work)."""
         return 50 if self.device.type == "cuda" else 1

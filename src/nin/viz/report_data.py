@@ -86,7 +86,7 @@ def pick_checkpoint(run_dir: Path, which: str = "best") -> Path | None:
 
 
 def evaluate_confusion(
-    checkpoint: Path, device: str = "cpu", batch_size: int = 256
+    checkpoint: Path, device: str = "cpu", batch_size: int | None = None
 ) -> tuple[np.ndarray, list[str], dict]:
     """Confusion matrix of a checkpoint on its test split: (cm (K, K), class names, info)."""
     from nin.data.preprocess import preprocessor_from_state
