@@ -49,10 +49,6 @@ class Dataset:
         """(C, H, W) of one image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def subset(self, index: torch.Tensor | np.ndarray, name: str | None = None) -> Dataset:
-        idx = torch.as_tensor(index, dtype=torch.int64)
-        return Dataset(self.images[idx], self.labels[idx], self.classes, name or self.name, dict(self.meta))
-
     @classmethod
     def from_numpy(cls, images: np.ndarray, labels: np.ndarray, classes, name: str) -> Dataset:
         """Build from NHWC / NHW / NCHW-uint8 numpy arrays (NHWC when the last axis is 1 or 3)."""

@@ -186,7 +186,6 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 # Inference answers must not depend on the machine a model lands on: fp32 unless bf16 is asked for.
 INFERENCE_PRECISION = "fp32"
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def inference_runtime(device: str = "auto", precision: str = INFERENCE_PRECISION) -> Runtime:
