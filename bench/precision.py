@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from nin.data.registry import load_dataset
 from nin.export import calibration_images, export_onnx, quantize_onnx, read_metadata
 from nin.serve.predictor import Predictor
 from nin.train.checkpoint import load_checkpoint
 from nin.train.runtime import machine_info
+from nin.train.testdata import load_eval_split
 
 
 def _logits(p: Predictor, images: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -34,14 +34,14 @@ def _logits(p: Predictor, images: torch.Tensor, batch_size: int) -> torch.Tensor
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--dataset", default=None, help="dataset to test on (default: the checkpoint's)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5, help="timed passes per choice, interleaved")
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (default: torch's)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train = load_checkpoint(args.checkpoint).get("train") or {}
-    test = load_dataset(train["dataset"], train.get("test_split", "test"), train.get("data_root"))
+    _, test = load_eval_split(load_checkpoint(args.checkpoint), args.dataset, source=args.checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         fp32_onnx = export_onnx(args.checkpoint, Path(tmp) / "m.onnx").path
         calib = calibration_images(read_metadata(fp32_onnx), 512)

@@ -131,8 +131,9 @@ def test_nin_serve_precision_bf16(ckpt_path, fp32, images):
     for precision in ("fp32", "bf16"):
         app = create_app(ServeSettings(checkpoint=str(ckpt_path), precision=precision))
         with TestClient(app) as client:
+            deadline = time.monotonic() + 300  # a guard against a hang, not a speed check
             while (ready := client.get("/readyz")).status_code == 503:  # the model loads in the background
-                assert "failed" not in ready.text, ready.text
+                assert "failed" not in ready.text and time.monotonic() < deadline, ready.text
                 time.sleep(0.02)
             r = client.post("/api/predict", files={"file": ("d.png", png, "image/png")})
             assert r.status_code == 200, r.text

@@ -88,3 +88,48 @@ def test_fc_ablations_keep_their_head():
     x = _input("nin_cifar10_fc_dropout")
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_builds_on_any_device_with_batch_norm():
+    """The fold makes its tensors on the model's device (a GPU in use; the meta device here)."""
+    model = build_model("nin_mnist", batch_norm=True).eval().to("meta")
+    fused = inference_model(model, torch.bfloat16, CL)
+    assert all(p.device.type == "meta" for p in fused.parameters())
+    out = fused(torch.empty(2, 1, 28, 28, device="meta").contiguous(memory_format=CL))
+    assert out.shape == (2, 10) and out.device.type == "meta"
+
+
+def test_weights_changed_after_first_use_are_packed_again():
+    model = _trained_like("nin_mnist", True)
+    fused = inference_model(model, None, CL)
+    x = _input("nin_mnist", 1).contiguous(memory_format=CL)  # a first call at batch 1, as a server warms up
+    with torch.no_grad():
+        before = fused(x)
+        big = fused(_input("nin_mnist", 70).contiguous(memory_format=CL))  # then larger batches
+        assert big.shape == (70, 10)
+        for p in fused.parameters():
+            p.mul_(0.5)  # in place, as load_state_dict does
+        after = fused(x)
+    assert not torch.allclose(after, before)
+    want = fused(x.clone().requires_grad_(True)).detach()  # with autograd on: plain conv2d on the current weights
+    torch.testing.assert_close(after, want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_used_copy_can_be_copied_and_saved(tmp_path):
+    import copy
+
+    fused = inference_model(_trained_like("nin_mnist", False), None, CL)
+    x = _input("nin_mnist").contiguous(memory_format=CL)
+    with torch.no_grad():
+        want = fused(x)
+        twin = copy.deepcopy(fused)  # the oneDNN-layout weights are not copied; the twin makes its own
+        torch.testing.assert_close(twin(x), want)
+    torch.save(fused.state_dict(), tmp_path / "fused.pt")
+
+
+def test_gradients_reach_the_input_through_the_copy():
+    """Saliency-style uses: with autograd on, the copy runs plain conv2d so the input gets its gradient."""
+    fused = inference_model(_trained_like("nin_mnist", True), None, CL)
+    x = _input("nin_mnist").requires_grad_(True)
+    fused(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -151,7 +151,7 @@ def run_bench(opts: BenchOptions) -> dict:
         onnx=opts.onnx,
         between=gemm,
     )
-    precision = "bf16" if rt.amp_dtype == torch.bfloat16 else "fp32"  # the GEMM peak that bounds it
+    precision = rt.precision  # the GEMM peak that bounds it
     peak = gemm.peak(precision)
     train_gflops = ours_img_s * train_gflop_per_image(macs)
     eval_img_s = median(inf.eval_img_s)

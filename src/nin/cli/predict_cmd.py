@@ -12,6 +12,7 @@ undecodable files, paths that do not exist); 2 a usage or configuration error (b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -159,8 +160,10 @@ def _print_rows(args: argparse.Namespace, predictor, inputs) -> int:
     except BrokenPipeError:  # `nin predict ... | head`: the reader has gone; stop quietly, like a shell tool
         _silence_stdout()
         return 0
-    if args.json:
-        out.write("]}\n")
+    finally:
+        if args.json and not out.closed:
+            with contextlib.suppress(BrokenPipeError):
+                out.write("]}\n")  # the object stays whole even when an error ends the run early
     if n == 0:
         raise _no_images(args.paths)
     return EXIT_ROWS_FAILED if failed else 0

@@ -16,7 +16,7 @@ import torch.nn as nn
 from nin.data.preprocess import Preprocessor, build_preprocessor, preprocessor_from_state
 from nin.errors import ConfigError
 from nin.export.names import ONNX_INPUT, ONNX_LOGITS
-from nin.train.runtime import Runtime, select_runtime
+from nin.train.runtime import Runtime, inference_runtime
 
 
 class OnnxModule(nn.Module):
@@ -60,7 +60,7 @@ def evaluate_file(
     from nin.train.evaluate import evaluate
     from nin.train.testdata import load_eval_split
 
-    rt = select_runtime("cpu", "fp32")
+    rt = inference_runtime("cpu")
     ckpt, model, pre = load_for_eval(path, rt)
     where, ds = load_eval_split(ckpt, dataset, split, source=path, hint="pass dataset=NAME")
     metrics = evaluate(model, ds.images, ds.labels, pre, rt, batch_size)

@@ -71,7 +71,7 @@ def build_card(info: ModelInfo, settings: ServeSettings, samples: SampleSet | No
     contrib = Contribution.load(s.modelhub_contrib)
     contrib.check(len(info.classes))
     classes = contrib.labels(len(info.classes)) or list(info.classes)
-    samples = samples or SampleSet.from_contrib(contrib, s.max_upload_bytes)
+    samples = samples if samples is not None else SampleSet.from_contrib(contrib, s.max_upload_bytes)
     top, sort = contrib.defaults()
     return Card(
         config=contrib.served_config(modelhub.nin_section(info, classes)),

@@ -92,12 +92,12 @@ def evaluate_confusion(
     from nin.data.preprocess import preprocessor_from_state
     from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
     from nin.train.evaluate import confusion_matrix, predict_logits
-    from nin.train.runtime import select_runtime
+    from nin.train.runtime import inference_runtime
     from nin.train.testdata import load_eval_split
 
     ckpt = load_checkpoint(checkpoint)
     where, ds = load_eval_split(ckpt, source=checkpoint, hint="it has no test split to evaluate")
-    rt = select_runtime(device, "fp32", "off", "off")  # exact numbers; evaluation is cheap
+    rt = inference_runtime(device)  # fp32: exact numbers, the same on every machine
     model = build_from_checkpoint(ckpt).to(rt.device)
     logits = predict_logits(model, ds.images, preprocessor_from_state(ckpt["preprocess"]), rt, batch_size)
     classes = list(ckpt["classes"])
