@@ -1,6 +1,6 @@
 """The journal of a run in progress: one part file per batch, published atomically, merged at the end.
 
-Why part files rather than appending to ``--out``: each batch is written to ``NAME.tmp``, flushed, fsynced and
+Why part files rather than appending to ``--out``: each batch is written to a temp sibling, flushed, fsynced and
 renamed into place, so a part either exists whole or not at all. A SIGKILL (or a power cut) loses at most the
 batch in flight and can never leave a torn row where ``--resume`` would read it; an appended file would need a
 footer or row check to find its last good row, and Parquet cannot be appended to at all. Under torchrun
@@ -18,16 +18,15 @@ import hashlib
 import heapq
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from nin.atomic import fsync_dir, write_bytes
 from nin.errors import ConfigError
 from nin.predict.rows import Columns
-from nin.train.checkpoint import _fsync_dir as fsync_dir  # the one directory fsync (checkpoints use it too)
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +38,6 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """``path`` holds ``data`` whole, or is untouched: write a sibling, fsync it, rename it over.
-
-    The fsync before the rename is what keeps a power cut from publishing an empty or partial file; the
-    rename itself may be lost then (the batch is predicted again on resume), which loses no written row.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def part_name(run: int, rank: int, chunk: int) -> str:
     return f"{run:04d}-{rank:04d}-{chunk:010d}.jsonl"
 
@@ -60,7 +45,7 @@ def part_name(run: int, rank: int, chunk: int) -> str:
 def write_part(folder: Path, run: int, rank: int, chunk: int, records: Iterable[tuple[int, dict]]) -> None:
     """Publish one batch's records (``(input index, record)`` pairs) as a part file."""
     lines = [json.dumps({INDEX_KEY: i, **rec}, ensure_ascii=False) + "\n" for i, rec in records]
-    write_atomic(folder / part_name(run, rank, chunk), "".join(lines).encode("utf-8", "surrogateescape"))
+    write_bytes(folder / part_name(run, rank, chunk), "".join(lines).encode("utf-8", "surrogateescape"))
 
 
 def list_parts(folder: Path) -> dict[tuple[int, int], list[Path]]:
@@ -97,7 +82,7 @@ def next_run(folder: Path) -> int:
 
 def write_meta(folder: Path, columns: Columns, model: str) -> None:
     data = json.dumps({"columns": columns.names, "model": model}, indent=1) + "\n"
-    write_atomic(folder / META, data.encode())
+    write_bytes(folder / META, data.encode())
     fsync_dir(folder)
 
 

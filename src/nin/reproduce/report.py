@@ -10,18 +10,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from nin.atomic import write_bytes
+
 log = logging.getLogger(__name__)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _pct(x: float | None) -> str:
@@ -147,9 +138,9 @@ def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
     """Write report.json, report.png (when matplotlib is there) and report.md into ``out_dir``."""
     out = Path(out_dir)
     paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "report.png"}
-    _atomic_write(paths["json"], (json.dumps(report, indent=2) + "\n").encode())
+    write_bytes(paths["json"], (json.dumps(report, indent=2) + "\n").encode())
     has_chart = render_chart(report, paths["png"])
     if not has_chart:
         paths.pop("png")
-    _atomic_write(paths["md"], render_markdown(report, "report.png" if has_chart else None).encode())
+    write_bytes(paths["md"], render_markdown(report, "report.png" if has_chart else None).encode())
     return paths
