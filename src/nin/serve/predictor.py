@@ -214,8 +214,16 @@ class Predictor:
 
     # --- outputs ------------------------------------------------------------------------------------
     def run(self, pixels: torch.Tensor, maps: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The backend on prepared pixels: logits (N, K) and optionally the raw class maps (N, K, h, w)."""
-        return self.backend(pixels, maps)
+        """The backend on prepared pixels: logits (N, K) and optionally the raw class maps (N, K, h, w).
+
+        Any number of images: they run in the backend's ``batch`` slices (fastest on a CPU, and memory stays bounded).
+        """
+        step = self.backend.batch
+        if pixels.shape[0] <= step:
+            return self.backend(pixels, maps)
+        parts = [self.backend(pixels[i : i + step], maps) for i in range(0, pixels.shape[0], step)]
+        logits = torch.cat([lg for lg, _ in parts])
+        return logits, (torch.cat([m for _, m in parts]) if parts[0][1] is not None else None)
 
     def probabilities(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
         """Softmax probabilities (N, K) in class order."""

@@ -91,9 +91,6 @@ class ClassMaps:
         return cam_overlay(upscale_image(self.image, min_side), self.maps[c], alpha=alpha, cmap=cmap, box=box)
 
 
-_CHUNK = 256  # images per forward pass: a whole split in float32 may not fit where its uint8 does
-
-
 class ClassMapper:
     """A :class:`~nin.serve.predictor.Predictor` whose model has class maps, ready to explain images.
 
@@ -129,11 +126,6 @@ class ClassMapper:
         """One image (a path, bytes, PIL image, array) -> uint8 (C, H, W) at the model's input size."""
         return self.predictor.prepare_one(image)
 
-    def _forward(self, images: torch.Tensor, maps: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        parts = [self.predictor.run(images[i : i + _CHUNK], maps=maps) for i in range(0, images.shape[0], _CHUNK)]
-        logits = torch.cat([z for z, _ in parts])
-        return logits, (torch.cat([m for _, m in parts]) if maps else None)
-
     def explain(
         self,
         images: torch.Tensor,
@@ -158,7 +150,7 @@ class ClassMapper:
         names_list = list(names) if names is not None else [f"#{i}" for i in range(n)]
         if len(labels_list) != n or len(names_list) != n:
             raise ValueError(f"{n} images but {len(labels_list)} labels and {len(names_list)} names")
-        logits, maps = self._forward(images, maps=True)
+        logits, maps = self.predictor.run(images, maps=True)  # in slices: see Predictor.run
         return [
             ClassMaps(
                 as_rgb(images[i].cpu()),
@@ -198,5 +190,5 @@ class ClassMapper:
     def misclassified(self, dataset) -> list[int]:
         """Indices of the items of ``dataset`` the model gets wrong, in order."""
         self._check_dataset(dataset)
-        logits, _ = self._forward(dataset.images, maps=False)
+        logits, _ = self.predictor.run(dataset.images)
         return (logits.argmax(1) != dataset.labels).nonzero()[:, 0].tolist()
