@@ -19,7 +19,7 @@ from PIL import Image
 
 from nin.data.images import IMAGE_SUFFIXES, open_image, to_mode
 from nin.errors import ConfigError
-from nin.serve.contrib import Contribution
+from nin.serve.contrib import SAMPLES, Contribution
 from nin.serve.predictor import ModelInfo
 
 MAX_SAMPLES = 200
@@ -104,7 +104,7 @@ class SampleSet:
     @classmethod
     def from_contrib(cls, contrib: Contribution, max_bytes: int = 10 * 1024 * 1024) -> SampleSet:
         """A ModelHub contribution's ``sample_data/`` (it may be empty), its licence and its thumbnail."""
-        samples, _ = _scan(contrib.root / "sample_data", max_bytes)
+        samples, _ = _scan(contrib.root / SAMPLES, max_bytes)
         return cls(samples, contrib.sample_data_license, model_thumbnail=contrib.thumbnail)
 
     @classmethod
