@@ -246,39 +246,7 @@ def test_every_config_runs_a_step(tmp_path, name):
     assert r.steps == 1 and math.isfinite(r.final["loss"])
 
 
-def test_a_sliced_step_is_the_whole_batch_step():
-    """On a CPU a BN-free model's step runs in slices; the gradients add up to the whole batch's."""
-    from nin.models import build_model
-    from nin.train.engine import forward_backward
-
-    torch.manual_seed(0)
-    model = build_model("nin_mnist", dropout=0.0, init="kaiming").train()
-    x, y = torch.randn(70, 1, 28, 28), torch.randint(0, 10, (70,))
-    grads, out = {}, {}
-    for size in (0, 32):  # the whole batch; slices of 32, 32 and 6
-        model.zero_grad(set_to_none=True)
-        out[size] = forward_backward(model, x, y, CPU32, label_smoothing=0.1, step_slice=size)
-        grads[size] = [p.grad.clone() for p in model.parameters()]
-    torch.testing.assert_close(out[32][0], out[0][0], atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(out[32][1], out[0][1], atol=1e-5, rtol=1e-5)
-    for g_slices, g_whole in zip(grads[32], grads[0]):
-        torch.testing.assert_close(g_slices, g_whole, atol=1e-6, rtol=1e-4)
-
-
-def test_only_bn_free_single_process_cpu_runs_are_sliced():
-    from nin.models import build_model
-    from nin.train.distributed import DistContext
-    from nin.train.prepare import step_slice
-
-    cfg = tiny_cfg(batch_size=128)
-    plain, bn = build_model("nin_mnist"), build_model("nin_mnist", batch_norm=True)
-    assert step_slice(plain, cfg, CPU32, DistContext()) == CPU32.train_slice == 32
-    assert step_slice(bn, cfg, CPU32, DistContext()) == 0  # BN statistics are per forward pass
-    assert step_slice(plain, cfg, CPU32, DistContext(rank=0, world=2)) == 0  # DDP would all-reduce each slice
-    assert step_slice(plain, tiny_cfg(batch_size=32), CPU32, DistContext()) == 0  # nothing to slice
-
-
-def test_resume_is_bit_identical_when_steps_are_sliced(tmp_path, tiny_data):
+def test_resume_is_bit_identical_with_dropout_and_no_batch_norm(tmp_path, tiny_data):
     cfg = tiny_cfg(batch_norm=False, batch_size=48, checkpoint_every=1, dropout=0.5)
 
     def crash(step):

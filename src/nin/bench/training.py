@@ -27,7 +27,7 @@ from nin.train.config import TrainConfig
 from nin.train.distributed import DistContext
 from nin.train.engine import forward_backward, train
 from nin.train.optim import Schedule, build_optimizer
-from nin.train.prepare import model_options, step_slice
+from nin.train.prepare import model_options
 from nin.train.runtime import Runtime
 
 
@@ -83,7 +83,6 @@ class PhaseTimer:
         model = build_model(cfg.model, **model_options(cfg, len(train_ds.classes), train_ds.shape[0]))
         self.model = model.to(rt.device, memory_format=rt.memory_format)
         self.step_model = torch.compile(self.model) if rt.compile else self.model
-        self.slice = step_slice(self.model, cfg, rt, DistContext())  # as the real loop slices its steps
         self.opt = build_optimizer(self.model, cfg, rt)
         self.pre = build_preprocessor(cfg.preprocess).fit(train_ds.images)
         self.schedule = Schedule(cfg, max(1, len(train_ds) // cfg.batch_size))
@@ -111,7 +110,7 @@ class PhaseTimer:
         t1 = time.perf_counter()
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
-        forward_backward(self.step_model, x, y, rt, self.cfg.label_smoothing, self.slice)
+        forward_backward(self.step_model, x, y, rt, self.cfg.label_smoothing)
         sync(dev)
         t2 = time.perf_counter()
         self.schedule.apply(self.opt, self.s)

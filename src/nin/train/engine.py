@@ -224,7 +224,7 @@ def train_one_epoch(
         x = p.pre.apply(xb).contiguous(memory_format=rt.memory_format)
         lr = p.schedule.apply(p.optimizer, state.global_step)
         p.optimizer.zero_grad(set_to_none=True)
-        loss, logits = forward_backward(p.step_model, x, y, p.rt, cfg.label_smoothing, p.step_slice)
+        loss, logits = forward_backward(p.step_model, x, y, p.rt, cfg.label_smoothing)
         p.optimizer.step()
         state.global_step += 1
         state.step_in_epoch = s + 1
@@ -251,27 +251,13 @@ def forward_backward(
     y: torch.Tensor,
     rt: Runtime,
     label_smoothing: float = 0.0,
-    step_slice: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's mean cross-entropy and its gradients (accumulated into ``.grad``); returns (loss, logits).
-
-    With ``step_slice`` the batch runs in slices whose losses are each scaled by slice / batch, so the gradients
-    add up to the whole batch's (only models without batch norm are sliced: :func:`nin.train.prepare.step_slice`).
-    """
-    size = step_slice or x.shape[0]
-    losses, all_logits = [], []
-    for i in range(0, x.shape[0], size):
-        with rt.autocast():
-            logits = model(x[i : i + size])
-        loss = F.cross_entropy(logits.float(), y[i : i + size], label_smoothing=label_smoothing)
-        if size < x.shape[0]:
-            loss = loss * (logits.shape[0] / x.shape[0])
-        loss.backward()
-        losses.append(loss.detach())
-        all_logits.append(logits.detach())
-    if len(losses) == 1:
-        return losses[0], all_logits[0]
-    return torch.stack(losses).sum(), torch.cat(all_logits)
+    """The batch's mean cross-entropy and its gradients (accumulated into ``.grad``); returns (loss, logits)."""
+    with rt.autocast():
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    loss.backward()
+    return loss.detach(), logits.detach()
 
 
 def _read_back(p: Parts, meter: StepMeter, epoch: int) -> float | None:

@@ -72,7 +72,6 @@ class Parts:
     test_labels: torch.Tensor
     train_size: int
     test_size: int
-    step_slice: int = 0  # images per forward/backward inside a step (0: the whole batch); see step_slice()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -91,21 +90,6 @@ class Parts:
             metrics=metrics,
             resume=state.to_dict(self.optimizer, self.schedule),
         )
-
-
-def step_slice(model: nn.Module, cfg: TrainConfig, rt: Runtime, ctx: distributed.DistContext) -> int:
-    """The slice of a step's batch that one forward/backward pass takes (0: the whole batch).
-
-    Slicing leaves the step unchanged (the gradients of the slices add up to the batch's, up to the order of float
-    sums) only without batch norm, whose statistics are per forward pass, and only in one process (DDP would
-    all-reduce every slice).
-    """
-    size = rt.train_slice
-    if not size or cfg.batch_size <= size or ctx.world > 1:
-        return 0
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        return 0
-    return size
 
 
 def prepare(
@@ -165,6 +149,5 @@ def prepare(
         test_labels=test_ds.labels[test_part],
         train_size=len(train_ds),
         test_size=len(test_ds),
-        step_slice=step_slice(model, cfg, rt, ctx),
     )
     return parts, state, saved

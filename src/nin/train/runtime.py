@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import torch
 
+from nin import heap
 from nin._version import __version__
 from nin.errors import ConfigError
 
@@ -44,18 +45,6 @@ class Runtime:
         return 1024 if self.device.type == "cuda" else 64
 
     @property
-    def train_slice(self) -> int:
-        """Images per forward/backward pass inside one optimiser step (0 = the whole batch at once).
-
-        On a CPU a step's batch is run in slices whose gradients add up (measured on a 2-core Zen 4, nin_cifar10
-        in bf16 at batch 128: slices of 32 trained 1.15x faster than the whole batch, whose activations do not stay
-        in cache). The gradients add up to the whole batch's: only models without batch norm are sliced (BN's
-        statistics would change with the slice), see :func:`nin.train.prepare.step_slice`; dropout draws its masks
-        per slice (the same distribution, other draws). A GPU runs the whole batch.
-        """
-        return 0 if self.device.type == "cuda" else 32
-
-    @property
     def sync_every(self) -> int:
         """Steps between reads of the loss back to the host (each read waits for the queued GPU work)."""
         return 50 if self.device.type == "cuda" else 1
@@ -78,6 +67,10 @@ class Runtime:
             # fp32 leftovers (loss, optimizer maths) may use TF32 tensor cores.
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        elif self.device.type == "cpu":
+            # Every step frees and allocates the same activations again: keep them in the heap instead of
+            # mapping fresh pages each time (measured 1.2x faster steps; see nin.heap).
+            heap.keep_freed_memory()
 
     @property
     def precision(self) -> str:
@@ -148,6 +141,7 @@ def machine_info(rt: Runtime | None = None) -> dict:
         "cpu_native_bf16": cpu_has_native_bf16(),
         "cpu_flags": cpu_flags(),
         "cpu_capability": _cpu_capability(),
+        "freed_memory_kept": heap.kept(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "nin": __version__,
