@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from nin.models.dropout import Dropout
 from nin.models.family import NETS, NetSpec
 from nin.models.nin import BlockSpec, feature_size
 from nin.models.registry import register_specs
@@ -19,7 +20,7 @@ class FCHead(nn.Module):
 
     def __init__(self, in_features: int, num_classes: int, dropout: float) -> None:
         super().__init__()
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.drop = Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(in_features, num_classes)
         nn.init.normal_(self.fc.weight, 0.0, 0.05)
         nn.init.zeros_(self.fc.bias)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from nin.models.dropout import Dropout
 from nin.models.mlpconv import MLPConv
 
 INIT_SCHEMES = ("paper", "kaiming")
@@ -77,7 +78,7 @@ class NIN(nn.Module):
         for i, spec in enumerate(blocks, start=1):
             last = i == len(blocks)
             if spec.dropout_before and dropout > 0:
-                self.add_module(f"drop{i - 1}", nn.Dropout(dropout))
+                self.add_module(f"drop{i - 1}", Dropout(dropout))
             block = MLPConv(
                 c,
                 spec.widths,
@@ -95,7 +96,7 @@ class NIN(nn.Module):
                 pool_cls = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}[spec.pool]
                 self.add_module(f"pool{i}", pool_cls(3, 2, ceil_mode=True))
             if spec.dropout_after and dropout > 0:
-                self.add_module(f"drop{i}", nn.Dropout(dropout))
+                self.add_module(f"drop{i}", Dropout(dropout))
             c = block.out_channels
         self.num_classes = c
         self.in_channels = in_channels
