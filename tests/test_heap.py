@@ -53,6 +53,21 @@ def test_the_opt_out_leaves_the_allocator_alone():
     assert not kept and faults > 7 * 10_000
 
 
+@pytest.mark.skipif(not GLIBC, reason="the allocator switch is glibc's")
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from nin.train.runtime import select_runtime; select_runtime('cpu', 'fp32').setup()",  # training
+        "from nin.train.runtime import inference_runtime; inference_runtime('cpu')",  # every inference path
+    ],
+)
+def test_cpu_training_and_inference_keep_freed_memory(code):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != heap.OPT_OUT}
+    check = f"{code}; from nin import heap; print(heap.kept())"
+    out = subprocess.run([sys.executable, "-c", check], env=clean, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
 @pytest.mark.parametrize(
     "env, reason",
     [

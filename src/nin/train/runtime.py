@@ -190,8 +190,16 @@ def inference_runtime(device: str = "auto", precision: str = INFERENCE_PRECISION
     machine to the next by up to ~1e-2 in probability. Inference defaults to fp32 instead, so the same file gives
     the same probabilities (within 1e-5, and equal to the ONNX export's) on an AVX2 laptop, a bf16 server or a GPU;
     ``precision="bf16"`` (or ``"auto"``, the training policy) is an explicit choice of speed over that guarantee.
+
+    On a CPU this also makes the process keep freed memory for reuse (:mod:`nin.heap`), as training does: measured
+    in fresh processes on a 2-core Zen 4, 1.2x faster fp32 forwards of ``nin_cifar10`` at batch 64 (whose
+    activations are mapped afresh every batch otherwise), within 3% for bf16 and the MNIST nets.
+    ``NIN_SYSTEM_MALLOC=1`` opts out.
     """
-    return select_runtime(device, precision, compile="off")
+    rt = select_runtime(device, precision, compile="off")
+    if rt.device.type == "cpu":
+        heap.keep_freed_memory()
+    return rt
 
 
 def select_runtime(
