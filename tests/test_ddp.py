@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from nin.train import load_checkpoint
+from nin.train import distributed, load_checkpoint
 from nin.train.batches import EpochBatches
-from nin.train.distributed import DistContext, local_slice, shard
+from nin.train.distributed import DistContext, leave, local_slice, shard
 
 # The same run for one process and for two: no dropout and no batch norm, so a 2-rank step computes the
 # single-process step exactly (up to float summation order).
@@ -50,6 +50,22 @@ def test_ranks_see_the_single_process_batch(tiny_data):
         parts = [b(s) for b in ranks]
         assert torch.equal(torch.cat([p[0] for p in parts]), x)
         assert torch.equal(torch.cat([p[1] for p in parts]), y)
+
+
+def test_a_finished_rank_waits_for_its_peers_before_tearing_down(monkeypatch):
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    owner = DistContext(0, 2, owns_group=True)
+    leave(owner, finished=True)
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    leave(owner)  # after a failure the peers may be gone: no barrier
+    assert calls == ["destroy"]
+    calls.clear()
+    leave(DistContext(0, 2), finished=True)  # a group someone else made is theirs to destroy
+    assert calls == []
 
 
 def _torchrun(out, *extra):

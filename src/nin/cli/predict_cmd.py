@@ -76,7 +76,6 @@ def _load(args: argparse.Namespace, ctx):
 def run(args: argparse.Namespace) -> int:
     from nin.errors import ConfigError
     from nin.predict import shard
-    from nin.predict.inputs import check_inputs, expand_inputs
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
@@ -84,21 +83,31 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--resume and --overwrite need --out FILE")
     ctx = shard.join_group()
     try:
-        if ctx.enabled and args.out is None:
-            raise ConfigError("under torchrun, give --out FILE: every rank writes its part and rank 0 merges them")
-        if ctx.enabled and "@-" in args.paths:
-            raise ConfigError("under torchrun every rank reads the whole input: write the list to a file, pass @FILE")
-        missing = check_inputs(args.paths)
-        predictor = _load(args, ctx)  # a model that cannot load is the one line to print, not the warnings
-        if ctx.is_main:
-            for path in missing:
-                print(f"nin predict: warning: {path} does not exist (it gets an error row)", file=sys.stderr)
-        inputs = expand_inputs(args.paths)
-        if args.out is None:
-            return _print_rows(args, predictor, inputs)
-        return _to_file(args, predictor, inputs, ctx)
-    finally:
+        code = _predict(args, ctx)
+    except BaseException:
         shard.done(ctx)
+        raise
+    shard.done(ctx, finished=True)
+    return code
+
+
+def _predict(args: argparse.Namespace, ctx) -> int:
+    from nin.errors import ConfigError
+    from nin.predict.inputs import check_inputs, expand_inputs
+
+    if ctx.enabled and args.out is None:
+        raise ConfigError("under torchrun, give --out FILE: every rank writes its part and rank 0 merges them")
+    if ctx.enabled and "@-" in args.paths:
+        raise ConfigError("under torchrun every rank reads the whole input: write the list to a file, pass @FILE")
+    missing = check_inputs(args.paths)
+    predictor = _load(args, ctx)  # a model that cannot load is the one line to print, not the warnings
+    if ctx.is_main:
+        for path in missing:
+            print(f"nin predict: warning: {path} does not exist (it gets an error row)", file=sys.stderr)
+    inputs = expand_inputs(args.paths)
+    if args.out is None:
+        return _print_rows(args, predictor, inputs)
+    return _to_file(args, predictor, inputs, ctx)
 
 
 def _to_file(args: argparse.Namespace, predictor, inputs, ctx) -> int:

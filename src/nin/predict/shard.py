@@ -54,5 +54,6 @@ def wait_all(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def done(ctx: DistContext) -> None:
-    leave(ctx)
+def done(ctx: DistContext, *, finished: bool = False) -> None:
+    """Leave the group (after a barrier when this rank ``finished``: see :func:`nin.train.distributed.leave`)."""
+    leave(ctx, finished=finished)

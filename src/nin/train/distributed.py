@@ -85,9 +85,16 @@ def join(rt: Runtime, batch_size: int) -> tuple[DistContext, Runtime]:
     return ctx, rt
 
 
-def leave(ctx: DistContext) -> None:
-    """Destroy the process group if :func:`join` created it."""
+def leave(ctx: DistContext, *, finished: bool = False) -> None:
+    """Destroy the process group if :func:`join` created it.
+
+    After a run that ``finished`` on this rank, first wait for every rank at a barrier, so that no rank tears down
+    gloo's connections and worker threads while a peer still has collectives in flight over them. After a failure
+    there is no barrier: the peers may be gone, and the error is what matters.
+    """
     if ctx.owns_group and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -99,9 +99,12 @@ def train(
     ctx, rt = distributed.join(rt, cfg.batch_size)
     try:
         rt.setup()
-        return _run(cfg, Path(out_dir), resume, progress, rt, ctx, data, on_step, on_epoch, t_start)
-    finally:
+        result = _run(cfg, Path(out_dir), resume, progress, rt, ctx, data, on_step, on_epoch, t_start)
+    except BaseException:
         distributed.leave(ctx)
+        raise
+    distributed.leave(ctx, finished=True)
+    return result
 
 
 def _run(
