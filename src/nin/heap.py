@@ -11,7 +11,8 @@ a little above it, since a freed block is reused only once a block of its size f
 for the same training: peak resident 680 MB after 100 steps, flat from step 20, against 638 MB).
 
 A user's own allocator settings win: nothing changes when ``LD_PRELOAD`` brings another allocator
-(jemalloc, tcmalloc, mimalloc) or the environment sets glibc's malloc tunables, nor off glibc.
+(jemalloc, tcmalloc, mimalloc) or the environment sets the same glibc settings (``MALLOC_MMAP_MAX_``,
+``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...`` and the like), nor off glibc.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
 OPT_OUT = "NIN_SYSTEM_MALLOC"  # set to 1: leave the allocator as the process found it
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+# The environment's spellings of the settings mallopt would override (other malloc settings, such as the
+# number of arenas, are left as they are and do not stop the switch).
+_ENV_KNOBS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+_TUNABLES = ("mmap_threshold", "mmap_max", "trim_threshold", "top_pad")
 
 _kept = False
 
@@ -42,7 +47,8 @@ def allocator_choice() -> str | None:
     preload = os.environ.get("LD_PRELOAD", "")
     if any(name in preload for name in _OTHER_ALLOCATORS):
         return "another allocator is preloaded"
-    if "malloc" in os.environ.get("GLIBC_TUNABLES", "") or any(k.startswith("MALLOC_") for k in os.environ):
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if any(k in os.environ for k in _ENV_KNOBS) or any(f"glibc.malloc.{t}" in tunables for t in _TUNABLES):
         return "malloc is tuned by the environment"
     return None
 
