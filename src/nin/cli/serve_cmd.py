@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.samples:
         from nin.serve.samples import SampleSet
 
-        SampleSet.from_dir(args.samples)  # fail here, in one line, rather than in every worker
+        SampleSet.from_dir(args.samples, settings.max_upload_bytes)  # fail here, in one line, not in every worker
     if args.modelhub_contrib:
         from nin.serve.contrib import Contribution
 

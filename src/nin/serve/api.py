@@ -155,7 +155,7 @@ async def predict_url(
             max_bytes=s.max_upload_bytes,
             timeout_s=s.fileurl_timeout_s,
             allow_private=s.fileurl_allow_private,
-            allow_hosts=s.fileurl_allow_hosts,
+            allow_hosts=s.fileurl_allowlist,
         )
     )
     if not data:

@@ -53,9 +53,6 @@ class HostAllowlist:
                 )
             self.names.add(entry)
 
-    def __bool__(self) -> bool:
-        return bool(self.names or self.networks)
-
     def allows(self, host: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return host.lower().rstrip(".") in self.names or any(addr in net for net in self.networks)
 

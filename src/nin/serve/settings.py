@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nin.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 from nin.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nin.serve.fetch import HostAllowlist
 
 ENV_VAR = "NIN_SERVE_SETTINGS"
 ERROR_MODES = ("modelhub", "http")
@@ -52,14 +57,19 @@ class ServeSettings:
         object.__setattr__(self, "fileurl_allow_hosts", tuple(str(h) for h in self.fileurl_allow_hosts))
         if self.fileurl_allow_hosts and not self.allow_fileurl:
             raise ConfigError("--fileurl-allow-hosts only matters with --allow-fileurl; add --allow-fileurl")
-        from nin.serve.fetch import HostAllowlist
-
-        HostAllowlist(self.fileurl_allow_hosts)  # a bad entry fails here, in one line
+        _ = self.fileurl_allowlist  # parsed now, so a bad entry fails here, in one line
         if self.modelhub_contrib and self.samples_dir:
             raise ConfigError(
                 "--samples and --modelhub-contrib both name the samples; the contribution's sample_data/ is "
                 "served, so drop --samples"
             )
+
+    @functools.cached_property
+    def fileurl_allowlist(self) -> HostAllowlist:
+        """``fileurl_allow_hosts`` parsed once (each fileurl request checks every redirect hop against it)."""
+        from nin.serve.fetch import HostAllowlist
+
+        return HostAllowlist(self.fileurl_allow_hosts)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
