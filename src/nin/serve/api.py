@@ -32,50 +32,37 @@ def _state(request: Request) -> ServiceState:
 
 @router.get("/get_config")
 async def get_config(request: Request) -> JSONResponse:
-    state = _state(request)
-    state.require_ready()
-    return JSONResponse(state.config)
+    return JSONResponse(_state(request).require_card().config)
 
 
 @router.get("/get_legal")
 async def get_legal(request: Request) -> JSONResponse:
-    state = _state(request)
-    state.require_ready()
-    assert state.card is not None
-    return JSONResponse(state.card.legal)
+    return JSONResponse(_state(request).require_card().legal)
 
 
 @router.get("/get_model_io")
 async def get_model_io(request: Request) -> JSONResponse:
-    state = _state(request)
-    state.require_ready()
-    assert state.config is not None
-    return JSONResponse(state.config["model"]["io"])
+    return JSONResponse(_state(request).require_card().config["model"]["io"])
 
 
 @router.get("/get_model_files")
 async def get_model_files(request: Request) -> FileResponse:
     state = _state(request)
-    state.require_ready()
-    assert state.config is not None
+    card = state.require_card()
     path = await asyncio.to_thread(state.model_zip)
-    name = f"{state.config['meta']['name']}_model.zip"
+    name = f"{card.config['meta']['name']}_model.zip"
     return FileResponse(path, media_type="application/zip", filename=name)
 
 
 @router.get("/get_samples")
 async def get_samples(request: Request) -> JSONResponse:
-    state = _state(request)
-    state.require_ready()
-    assert state.samples is not None
+    samples = _state(request).require_card().samples
     base = str(request.base_url)
-    return JSONResponse([f"{base}api/samples/{quote(name)}" for name in state.samples.names()])
+    return JSONResponse([f"{base}api/samples/{quote(name)}" for name in samples.names()])
 
 
 def _sample(state: ServiceState, name: str):
-    state.require_ready()
-    assert state.samples is not None
-    sample = state.samples.get(name)
+    sample = state.require_card().samples.get(name)
     if sample is None:
         raise RequestError(
             f"The given sample file does not exist. {name!r} is not among the names /api/get_samples lists", 404
@@ -91,10 +78,8 @@ async def sample_file(request: Request, name: str) -> Response:
 
 @router.get("/thumbnail/{name}")
 async def thumbnail(request: Request, name: str) -> Response:
-    state = _state(request)
-    state.require_ready()
-    assert state.samples is not None
-    found = await asyncio.to_thread(state.samples.thumbnail, name)
+    samples = _state(request).require_card().samples
+    found = await asyncio.to_thread(samples.thumbnail, name)
     if found is None:
         raise RequestError(f"no thumbnail named {name!r}; use thumbnail.jpg or a sample name", 404)
     data, mime = found

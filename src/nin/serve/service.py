@@ -59,14 +59,13 @@ def sniff_format(data: bytes) -> str | None:
 
 
 class ServiceState:
-    """Everything the routes share: settings, the model once loaded, its config, samples and batcher."""
+    """Everything the routes share: settings, the model once loaded, its card (config, samples, legal) and batcher."""
 
     def __init__(self, settings: ServeSettings, predictor: Predictor | None = None, samples: SampleSet | None = None):
         self.settings = settings
         self.predictor = predictor
-        self.samples = samples
+        self._samples = samples  # given by the caller, else the card chooses them
         self.card: Card | None = None
-        self.config: dict | None = None
         self.batcher: MicroBatcher | None = None
         self.ready = False
         self.error: str | None = None
@@ -87,8 +86,7 @@ class ServiceState:
                     Predictor.from_checkpoint, s.checkpoint, s.device, s.precision, s.threads
                 )
             p = self.predictor
-            self.card = await asyncio.to_thread(build_card, p.info, s, self.samples)
-            self.config, self.samples = self.card.config, self.card.samples
+            self.card = await asyncio.to_thread(build_card, p.info, s, self._samples)
             self.batcher = MicroBatcher(p.run, s.max_batch, s.max_wait_ms, s.max_queue)
             await self.batcher.start()
             warm = torch.zeros((1, *p.input_shape), dtype=torch.uint8)
@@ -112,6 +110,12 @@ class ServiceState:
             raise RequestError(f"{why}; retry shortly" if not self.error else why, 503)
         return self.predictor
 
+    def require_card(self) -> Card:
+        """The card of the loaded model (503 while it loads or after it failed, as :meth:`require_ready`)."""
+        self.require_ready()
+        assert self.card is not None
+        return self.card
+
     # --- prediction -----------------------------------------------------------------------------------
     async def predict(
         self,
@@ -129,9 +133,8 @@ class ServiceState:
         Uploads and fetched files must have one of the card's accepted types (``sample``: a file of the
         server's own, decoded in any type nin reads). ``top``/``sort`` default to the card's.
         """
-        p = self.require_ready()
-        card = self.card
-        assert self.batcher is not None and card is not None
+        p, card = self.require_ready(), self.require_card()
+        assert self.batcher is not None
         top = card.top if top is None else top
         sort = (card.sort if card.sort is not None else top is not None) if sort is None else sort
         if top is not None and not 1 <= top <= len(card.classes):
@@ -165,7 +168,7 @@ class ServiceState:
         found = sniff_format(data)
         if found is None and declares_image(content_type, filename, formats):
             return RequestError(f"{filename or 'the upload'} says it is an image but could not be decoded", 400)
-        accepted = self.config["model"]["io"]["input"]["format"] if self.config else modelhub.INPUT_FORMATS
+        accepted = self.require_card().config["model"]["io"]["input"]["format"]
         got = FORMAT_MIME.get(found, "") if found else (content_type or "")
         return RequestError(
             f"Incorrect file type. Accepted: {', '.join(accepted)}" + (f" (got {got})" if got else ""), 415
@@ -186,16 +189,15 @@ class ServiceState:
     # --- model files ----------------------------------------------------------------------------------
     def model_zip(self) -> Path:
         """ModelHub's model folder as a zip (``model/...``, the served model file with it), made once."""
-        self.require_ready()
+        card = self.require_card()
         with self._zip_lock:
             if self._zip_path is not None and self._zip_path.exists():
                 return self._zip_path
-            assert self.card is not None
             model_file = Path(self.settings.checkpoint) if self.settings.checkpoint else None
             fd, tmp = tempfile.mkstemp(prefix="nin-model-", suffix=".zip")
             os.close(fd)
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-                for name, content in self.card.zip_entries(model_file):
+                for name, content in card.zip_entries(model_file):
                     if content is None:  # a folder entry, as ModelHub's shutil.make_archive writes them
                         folder = zipfile.ZipInfo(name)
                         folder.external_attr = (0o40755 << 16) | 0x10  # a directory, for unzip tools
