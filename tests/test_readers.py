@@ -403,3 +403,19 @@ def test_image_folder_train_test_layout_and_errors(tmp_path):
 def test_images_with_ids_helper_is_unique():
     assert len(set(ids_of(images_with_ids(600)))) == 600
     assert md5(b"") == "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def test_image_folder_info_reads_the_layout_the_loader_reads(tmp_path):
+    """Only train/ (no test/) is not the given-splits layout: the loader reads DIR's sub-folders as classes,
+    finds none holding images, and the info says so instead of calling the folder ready."""
+    from nin.data.imagefolder import inspect_image_folder
+
+    _write_images(tmp_path / "train" / "cats", 3, (255, 0, 0))
+    _write_images(tmp_path / "train" / "dogs", 3, (0, 0, 255))
+    info = inspect_image_folder(tmp_path)
+    assert info["classes"] == {"all": {}} and not info["ready"]
+    with pytest.raises(DataError, match="no class sub-folders"):
+        load_dataset("imagefolder", "train", str(tmp_path))
+    _write_images(tmp_path / "test" / "cats", 2, (255, 0, 0))
+    info = inspect_image_folder(tmp_path)
+    assert info["classes"] == {"train": {"cats": 3, "dogs": 3}, "test": {"cats": 2}} and info["ready"]

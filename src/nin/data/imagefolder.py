@@ -36,6 +36,11 @@ def class_folders(path: Path) -> dict[str, list[Path]]:
     return out
 
 
+def has_given_splits(path: Path) -> bool:
+    """Whether ``path`` uses the given-splits layout (both ``train/`` and ``test/``); else its sub-folders are classes."""
+    return (path / "train").is_dir() and (path / "test").is_dir()
+
+
 def inspect_image_folder(root: str | Path) -> dict:
     """What ``nin data info imagefolder --root DIR`` shows: images per class folder of each split found.
 
@@ -46,9 +51,10 @@ def inspect_image_folder(root: str | Path) -> dict:
     path = Path(root).expanduser()
     if not path.is_dir():
         raise DataError(f"image folder {path} does not exist")
-    layout = {s: class_folders(path / s) for s in ("train", "test") if (path / s).is_dir()} or {
-        "all": class_folders(path)
-    }
+    if has_given_splits(path):
+        layout = {s: class_folders(path / s) for s in ("train", "test")}
+    else:
+        layout = {"all": class_folders(path)}
     counts = {s: {c: len(f) for c, f in folders.items()} for s, folders in layout.items()}
     return {"root": str(path), "classes": counts, "ready": all(counts.values())}
 
@@ -78,7 +84,7 @@ def load_image_folder(
     path = Path(root).expanduser()
     if not path.is_dir():
         raise DataError(f"image folder {path} does not exist or is not a folder")
-    given = (path / "train").is_dir() and (path / "test").is_dir()
+    given = has_given_splits(path)
     if given:
         train_classes = class_folders(path / "train")
         classes = tuple(train_classes)
