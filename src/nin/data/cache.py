@@ -12,10 +12,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from nin.atomic import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,8 @@ def save(key: str, tensors: dict[str, torch.Tensor]) -> Path | None:
     """Write an entry atomically; a read-only or full disk only costs a refit next time (logged)."""
     folder = cache_dir() / "preprocess"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, folder / key)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(folder / key) as f:
+            torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, f)
     except OSError as exc:
         log.warning("cannot write the preprocessing cache in %s (%s); the fit will be redone next time", folder, exc)
         return None

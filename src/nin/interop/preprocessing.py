@@ -8,13 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nin.data.imagenet_preprocess import ImageNetPreprocess
+from nin.data.imagenet_preprocess import PRESETS, ImageNetPreprocess
 from nin.data.preprocess import Preprocessor, build_preprocessor
 from nin.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-
-IMAGENET_PRESETS = ("caffe", "modelhub")
 
 
 def read_mean(path: str | Path) -> tuple[np.ndarray, str]:
@@ -51,8 +49,8 @@ def preprocessor_for_import(
     """
     if model_name == "nin_imagenet":
         preset = preprocess or "caffe"
-        if preset not in IMAGENET_PRESETS:
-            raise ConfigError(f"--preprocess for nin_imagenet is one of {', '.join(IMAGENET_PRESETS)}, not {preset!r}")
+        if preset not in PRESETS:
+            raise ConfigError(f"--preprocess for nin_imagenet is one of {', '.join(PRESETS)}, not {preset!r}")
         transform = transform or {}
         kwargs: dict = {"order": network_order}
         if transform.get("scale") is not None:

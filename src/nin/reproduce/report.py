@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
-from nin.atomic import write_bytes
+from nin.atomic import atomic_open, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +121,8 @@ def render_chart(report: dict, path: Path) -> bool:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png")
     return True
 
 

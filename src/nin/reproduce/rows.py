@@ -63,7 +63,6 @@ def scale_epochs(cfg: TrainConfig, factor: float) -> TrainConfig:
 def data_status(cfg: TrainConfig) -> tuple[bool, str]:
     """(usable, what to do): whether both splits of ``cfg``'s dataset are on disk (files only, no md5)."""
     from nin.data.inventory import inspect
-    from nin.data.paths import fetch_command
     from nin.data.sources import SOURCES
 
     name = cfg.dataset
@@ -75,4 +74,4 @@ def data_status(cfg: TrainConfig) -> tuple[bool, str]:
         return True, ""  # built in or synthetic
     state = inspect(SOURCES[name], cfg.data_root, check=False)
     ok = all(state["splits"].get(s, False) for s in (cfg.train_split, cfg.test_split))
-    return ok, "" if ok else f"{fetch_command(SOURCES[name], cfg.data_root)}  (or `nin data info {name}`)"
+    return ok, "" if ok else f"{state['fetch']}  (or `nin data info {name}`)"

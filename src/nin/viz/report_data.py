@@ -85,21 +85,17 @@ def pick_checkpoint(run_dir: Path, which: str = "best") -> Path | None:
     return path
 
 
-def evaluate_confusion(
-    checkpoint: Path, device: str = "cpu", batch_size: int | None = None
-) -> tuple[np.ndarray, list[str], dict]:
+def evaluate_confusion(checkpoint: Path, device: str = "cpu") -> tuple[np.ndarray, list[str], dict]:
     """Confusion matrix of a checkpoint on its test split: (cm (K, K), class names, info)."""
-    from nin.data.preprocess import preprocessor_from_state
-    from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
+    from nin.export.evaluate import load_for_eval
     from nin.train.evaluate import confusion_matrix, predict_logits
     from nin.train.runtime import inference_runtime
     from nin.train.testdata import load_eval_split
 
-    ckpt = load_checkpoint(checkpoint)
-    where, ds = load_eval_split(ckpt, source=checkpoint, hint="it has no test split to evaluate")
     rt = inference_runtime(device)  # fp32: exact numbers, the same on every machine
-    model = build_from_checkpoint(ckpt).to(rt.device)
-    logits = predict_logits(model, ds.images, preprocessor_from_state(ckpt["preprocess"]), rt, batch_size)
+    ckpt, model, pre = load_for_eval(checkpoint, rt)
+    where, ds = load_eval_split(ckpt, source=checkpoint, hint="it has no test split to evaluate")
+    logits = predict_logits(model, ds.images, pre, rt)
     classes = list(ckpt["classes"])
     cm = confusion_matrix(logits, ds.labels, len(classes)).numpy()
     info = {
