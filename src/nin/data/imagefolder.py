@@ -37,7 +37,7 @@ def class_folders(path: Path) -> dict[str, list[Path]]:
 
 
 def has_given_splits(path: Path) -> bool:
-    """Whether ``path`` uses the given-splits layout (both ``train/`` and ``test/``); else its sub-folders are classes."""
+    """Whether ``path`` has the given-splits layout (``train/`` and ``test/``); else its sub-folders are classes."""
     return (path / "train").is_dir() and (path / "test").is_dir()
 
 
