@@ -1,6 +1,7 @@
 """`Predictor.predict_many`: the batched, worker-decoded path gives what `Predictor.predict` gives, file by file."""
 
 import itertools
+import json
 
 import pytest
 import torch
@@ -114,3 +115,28 @@ def test_onnx_export_runs_through_the_same_batch_path(predictor, ckpt_path, fold
                 torch.tensor(a.prediction.probabilities), torch.tensor(b.prediction.probabilities), atol=1e-5, rtol=0
             )
             assert a.box is not None
+
+
+def test_a_resumed_run_keeps_both_rows_of_a_path_given_twice(predictor, folder, tmp_path):
+    """The journal of an interrupted run remembers rows by place and path: a repeat of a written path is
+    predicted on resume, so the file equals the uninterrupted run's."""
+    from nin.predict import predict_to_file
+    from nin.predict.formats import read_table
+
+    files = list(expand_inputs([str(folder / "digits")]))[:5]
+    paths = files + files[:2]  # the first two again, as `nin predict a.png folder/` gives them
+    reference = tmp_path / "reference.csv"
+    predict_to_file(predictor, paths, reference, batch_size=2, workers=0, top_k=2)
+
+    def interrupted():
+        yield from paths[:5]  # the first occurrences only; the batches that finish go to the journal
+        raise KeyboardInterrupt
+
+    out = tmp_path / "preds.csv"
+    with pytest.raises(KeyboardInterrupt):
+        predict_to_file(predictor, interrupted(), out, batch_size=2, workers=0, top_k=2)
+    journal = [json.loads(line) for part in (tmp_path / "preds.csv.parts").glob("*.jsonl") for line in part.open()]
+    assert not out.exists() and 0 in {r["i"] for r in journal}  # the first copy of paths[0] is written
+    summary = predict_to_file(predictor, paths, out, batch_size=2, workers=0, top_k=2, resume=True)
+    assert summary.skipped == len(journal) and summary.predicted == len(paths) - len(journal)
+    assert list(read_table(out)[1]) == list(read_table(reference)[1])

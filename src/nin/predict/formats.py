@@ -8,9 +8,11 @@ written as their original bytes in CSV and JSON lines, so they read back as the 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from nin.errors import ConfigError, DataError
 from nin.predict.rows import Columns
@@ -40,18 +42,24 @@ def _open_text(path: Path, mode: str):
     return path.open(mode, encoding="utf-8", errors="surrogateescape", newline="")
 
 
-def write_table(path: str | Path, columns: Columns, records: Iterable[dict], fmt: str | None = None) -> int:
-    """Write ``records`` (dicts in ``columns``' layout) to ``path``; returns the number of rows.
+def write_table(
+    target: str | Path | BinaryIO, columns: Columns, records: Iterable[dict], fmt: str | None = None
+) -> int:
+    """Write ``records`` (dicts in ``columns``' layout) to ``target``; returns the number of rows.
 
-    ``fmt`` defaults to the format of the suffix; the caller decides where ``path`` is (the final file is
-    published by renaming a finished temporary one).
+    ``target`` is a path (``fmt`` defaults to its suffix's format) or a binary file open for writing (``fmt``
+    required), such as :func:`nin.atomic.atomic_open` gives to publish a finished file by renaming it.
     """
-    path = Path(path)
-    fmt = fmt or output_format(path)
+    if isinstance(target, (str, Path)):
+        with Path(target).open("wb") as f:
+            return write_table(f, columns, records, fmt or output_format(target))
+    if fmt is None:
+        raise ValueError("write_table into an open file needs fmt")
     if fmt == "parquet":
-        return _write_parquet(path, columns, records)
+        return _write_parquet(target, columns, records)
     n = 0
-    with _open_text(path, "w") as f:
+    f = io.TextIOWrapper(target, encoding="utf-8", errors="surrogateescape", newline="")
+    try:
         if fmt == "csv":
             w = csv.writer(f, lineterminator="\n")
             w.writerow(columns.names)
@@ -63,6 +71,8 @@ def write_table(path: str | Path, columns: Columns, records: Iterable[dict], fmt
                 f.write(json.dumps({c: rec[c] for c in columns.names}, ensure_ascii=False) + "\n")
                 n += 1
         f.flush()
+    finally:
+        f.detach()  # the binary file stays open: its owner closes (and publishes) it
     return n
 
 
@@ -72,11 +82,11 @@ def _parquet_schema(columns: Columns):
     return pa.schema([(c, types[columns.kind(c)]) for c in columns.names])
 
 
-def _write_parquet(path: Path, columns: Columns, records: Iterable[dict]) -> int:
+def _write_parquet(target: BinaryIO, columns: Columns, records: Iterable[dict]) -> int:
     pa, pq = _pyarrow()
     schema = _parquet_schema(columns)
     n = 0
-    with pq.ParquetWriter(path, schema) as writer:
+    with pq.ParquetWriter(target, schema) as writer:
         block: list[dict] = []
         for rec in records:
             block.append(rec)

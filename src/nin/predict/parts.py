@@ -148,11 +148,17 @@ class DoneSet:
         return i < self._keys.size and int(self._keys[i]) == k
 
 
-def journal_paths(folder: Path) -> Iterator[str]:
+def journal_key(index: int, path: str) -> str:
+    """What the journal remembers of a row: its place in the input and its path (an input may repeat a path)."""
+    return f"{index}\0{path}"
+
+
+def journal_keys(folder: Path) -> Iterator[str]:
+    """:func:`journal_key` of every row in the journal's parts."""
     for paths in list_parts(folder).values():
         for part in paths:
             for rec in read_part(part):
-                yield rec["path"]
+                yield journal_key(rec[INDEX_KEY], rec["path"])
 
 
 def merged_records(folder: Path, base: Iterable[dict] = (), base_done: DoneSet | None = None) -> Iterator[dict]:

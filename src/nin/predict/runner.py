@@ -2,13 +2,16 @@
 
 The flow on every rank: rank 0 checks what is on disk and picks the run number; each rank reads which paths
 are already written, predicts the chunks of its shard that are not, and publishes one part file per batch
-(:mod:`nin.predict.parts`); when all ranks are done, rank 0 merges the parts in input order into
-``FILE.tmp`` and renames it to ``FILE``. Until that rename an older ``FILE`` is left as it was.
+(:mod:`nin.predict.parts`); when all ranks are done, rank 0 merges the parts in input order into ``FILE``
+atomically (:func:`nin.atomic.atomic_open`). Until then an older ``FILE`` is left as it was.
+
+On resume an input is done when its path is a row of ``FILE`` (a finished earlier run), or when the journal of
+the interrupted run holds its row at the same place in the input (so a path given twice gets both its rows).
 """
 
 from __future__ import annotations
 
-import itertools
+import glob
 import logging
 import os
 import time
@@ -16,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from nin.atomic import atomic_open
 from nin.errors import ConfigError, NinError
 from nin.predict import parts, shard
 from nin.predict.engine import Predictor, check_options, predict_batches
@@ -50,6 +54,8 @@ def _prepare(out: Path, columns: Columns, model: str, resume: bool, overwrite: b
         if not overwrite:
             raise ConfigError(f"{what}: add --resume to predict only the files it lacks, or --overwrite to start again")
         parts.remove_journal(folder)  # an old --out stays until the new one replaces it
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):  # a merge killed before its rename
+        stale.unlink(missing_ok=True)
     if resume and out.exists():
         have = read_table(out)[0]
         if have is not None and have != columns:
@@ -88,10 +94,12 @@ def _base_records(out: Path, resume: bool) -> Iterator[dict]:
         yield from read_table(out)[1]
 
 
-def _merge(out: Path, columns: Columns, resume: bool) -> tuple[int, int]:
-    """Rank 0: base rows + parts in input order -> ``out`` (via a renamed temporary); returns (rows, failed)."""
+def _merge(out: Path, columns: Columns, resume: bool, base_done: parts.DoneSet) -> tuple[int, int]:
+    """Rank 0: base rows + parts in input order -> ``out`` (atomically); returns (rows, failed).
+
+    ``base_done``: the paths of ``out``'s rows, read once by :func:`predict_to_file`.
+    """
     folder = parts.parts_dir(out)
-    base_done = parts.DoneSet(r["path"] for r in _base_records(out, resume)) if resume and out.exists() else None
     failed = 0
 
     def counted(records: Iterable[dict]) -> Iterator[dict]:
@@ -100,13 +108,9 @@ def _merge(out: Path, columns: Columns, resume: bool) -> tuple[int, int]:
             failed += bool(rec["error"])
             yield rec
 
-    tmp = out.with_name(out.name + ".tmp")
     records = parts.merged_records(folder, _base_records(out, resume), base_done)
-    rows = write_table(tmp, columns, counted(records), fmt=output_format(out))
-    with tmp.open("rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
-    parts.fsync_dir(out.parent)
+    with atomic_open(out) as f:
+        rows = write_table(f, columns, counted(records), fmt=output_format(out))
     parts.remove_journal(folder)
     return rows, failed
 
@@ -148,23 +152,24 @@ def predict_to_file(
     workers = check_options(predictor, batch_size, workers, top_k, cam_box)  # on every rank, before the disk
     run = _agree_on_run(out, columns, model, resume, overwrite, ctx)
     folder = parts.parts_dir(out)
-    done = parts.DoneSet(itertools.chain((r["path"] for r in _base_records(out, resume)), parts.journal_paths(folder)))
+    base_done = parts.DoneSet(r["path"] for r in _base_records(out, resume))
+    journal_done = parts.DoneSet(parts.journal_keys(folder))
     summary = RunSummary()
 
     def mine() -> Iterator[tuple[int, str]]:
         for index, path in enumerate(inputs):
             if shard.takes(index // batch_size, ctx):
-                if path in done:
+                if path in base_done or parts.journal_key(index, path) in journal_done:
                     summary.skipped += 1
                 else:
                     yield index, path
 
-    if len(done) and ctx.is_main:
-        log.info("resuming: %d rows already written", len(done))
+    if (len(base_done) or len(journal_done)) and ctx.is_main:
+        log.info("resuming: %d rows already written", len(base_done) + len(journal_done))
     batches = predict_batches(predictor, mine(), batch_size=batch_size, workers=workers, top_k=top_k, cam_box=cam_box)
     _write_parts(batches, folder, run, columns, batch_size, ctx, progress, summary)
     shard.wait_all(ctx)
-    counts = _merge(out, columns, resume) if ctx.is_main else (0, 0)
+    counts = _merge(out, columns, resume, base_done) if ctx.is_main else (0, 0)
     summary.rows, summary.failed = shard.from_main(counts, ctx)
     return summary
 
