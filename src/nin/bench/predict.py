@@ -14,7 +14,6 @@ machine's load hits all three alike:
 from __future__ import annotations
 
 import dataclasses
-import os
 import statistics
 import tempfile
 import time
@@ -77,8 +76,12 @@ def _quickstart_predictor(device: str, precision: str) -> Predictor:
 
 
 def _bare_forward_img_s(predictor: Predictor, pixels: torch.Tensor, batch: int) -> float:
-    """The model alone over pre-decoded pixels (normalised beforehand for PyTorch; the ONNX graph normalises)."""
+    """The model alone over pre-decoded pixels (normalised beforehand for PyTorch; the ONNX graph normalises).
+
+    Forward passes take at most ``backend.batch`` images, as :meth:`Predictor.run` slices every batch.
+    """
     backend = predictor.backend
+    batch = min(batch, backend.batch)
     if backend.kind != "torch":
         t0 = time.perf_counter()
         for i in range(0, pixels.shape[0], batch):
@@ -159,7 +162,6 @@ def run_predict_bench(opts: PredictBenchOptions) -> dict:
         "machine": machine_info(),
         "load_avg_start": load_start,
         "load_avg_end": load_average(),
-        "cpu_count": os.cpu_count(),
     }
 
 

@@ -10,7 +10,12 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"), help="autocast policy")
+    p.add_argument(
+        "--precision",
+        default=None,
+        choices=("auto", "bf16", "fp32"),
+        help="autocast policy (default: auto, as training; --predict: fp32, as nin predict)",
+    )
     p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"), help="memory format policy")
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: CUDA)")
     p.add_argument("--model", default="nin_cifar10", help="model to time (default: nin_cifar10, 32x32 input)")
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             train_run = 3 if resolve_device(args.device).type == "cuda" else 0
         kw = dict(
             device=args.device,
-            precision=args.precision,
+            precision=args.precision or "auto",
             channels_last=args.channels_last,
             compile=args.compile,
             model=args.model,
@@ -132,7 +137,7 @@ def _predict_bench(args: argparse.Namespace) -> tuple[dict, str]:
         batch_size=args.batch_size,
         workers=args.workers,
         device=args.device,
-        precision=args.precision,
+        precision=args.precision or "fp32",
         rounds=args.rounds,
         loop_limit=args.loop_limit,
     )
