@@ -5,20 +5,21 @@
 Exports the checkpoint to fp32 ONNX (verified against PyTorch) and to int8 (static quantisation, calibrated on
 training images), then prints one JSON object: fp32_img_s / int8_img_s / speedup (ONNX Runtime fp32 vs int8),
 torch_fp32_img_s / speedup_vs_torch (the PyTorch fp32 path of ``Predictor``), fp32/int8 accuracy on the test
-split and the accuracy change in points. Library calls: ``nin.export.benchmark_int8``, ``nin.export.evaluate_file``.
+split, the accuracy change in points and the machine.
+Library calls: ``nin.export.benchmark_int8``, ``nin.export.evaluate_file``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 from pathlib import Path
 
 import torch
 
 from nin.export import benchmark_int8, calibration_images, evaluate_file, export_onnx, quantize_onnx, read_metadata
+from nin.train.runtime import machine_info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy_change_points": round(100 * (acc8["accuracy"] - acc32["accuracy"]), 3),
         "test_images": acc32["n"],
         "dataset": f"{acc32['dataset']}:{acc32['split']}",
-        "cpu": platform.processor() or platform.machine(),
+        "machine": machine_info(),  # the CPU by name, family and model, its flags, threads, versions
     }
     print(json.dumps(result))
     return 0

@@ -210,12 +210,15 @@ def _throughput(session, x: np.ndarray, seconds: float, min_runs: int) -> float:
 
 
 def _torch_step(checkpoint: str | Path, x: np.ndarray):
-    """One batch through the PyTorch fp32 path ``Predictor`` and ``nin eval`` use (preprocessing + model, CPU)."""
+    """One batch through the PyTorch fp32 path ``Predictor`` and ``nin eval`` use (preprocessing + the fused
+    inference copy of the model, CPU)."""
     from nin.export.evaluate import load_for_eval
-    from nin.train.runtime import select_runtime
+    from nin.models.inference import inference_model
+    from nin.train.runtime import inference_runtime
 
-    rt = select_runtime("cpu", "fp32", compile="off")
+    rt = inference_runtime("cpu")
     _, model, pre = load_for_eval(checkpoint, rt)
+    model = inference_model(model.eval(), None, rt.memory_format)
     pixels = torch.from_numpy(x)
 
     def step() -> None:
