@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from nin.models.mlpconv import MLPConv
 
-# oneDNN picks the weights' blocked layout for an input shape; packing for the CPU's inference batch (the slices
-# of Runtime.eval_batch) instead of whatever batch comes first keeps a server warmed up with one image fast later.
+# The CPU's inference batch (Runtime.eval_batch returns it). oneDNN picks the weights' blocked layout for an input
+# shape; packing for this batch instead of whatever batch comes first keeps a server warmed up with one image fast.
 PACK_BATCH = 64
 
 

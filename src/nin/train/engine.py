@@ -122,11 +122,11 @@ def _run(
     """The body of :func:`train` once the runtime and the process group are set up."""
     # Set-up: data on the device, model, preprocessing, optimiser, schedule; restored from last.pt on resume.
     run_dir.mkdir(parents=True, exist_ok=True)
-    p, state, saved = prepare(cfg, run_dir, resume, rt, ctx, data)
+    p, state, resumed_metrics = prepare(cfg, run_dir, resume, rt, ctx, data)
     start_epoch = state.epoch
     # The run folder: config.json says what runs; metrics.jsonl keeps the epochs a resumed run does not redo.
     if ctx.is_main:
-        rundir.start_metrics(run_dir, state.epoch if saved is not None else None)
+        rundir.start_metrics(run_dir, state.epoch if resumed_metrics is not None else None)
         rundir.write_config(
             run_dir,
             config=cfg.to_dict(),
@@ -168,8 +168,8 @@ def _run(
             bar.close()
 
     # The end: a resumed run with nothing left to train reports what its checkpoint reached.
-    if not final and saved is not None:
-        final = {k: v for k, v in saved.get("metrics", {}).items() if k != "best_error_pct"}
+    if not final and resumed_metrics is not None:
+        final = {k: v for k, v in resumed_metrics.items() if k != "best_error_pct"}
         if "accuracy" not in final:
             final = {**_evaluate(p), "epoch": start_epoch}
     return Result(

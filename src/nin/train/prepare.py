@@ -100,7 +100,7 @@ def prepare(
     ctx: distributed.DistContext,
     data: tuple[Dataset, Dataset] | None,
 ) -> tuple[Parts, ResumeState, dict | None]:
-    """Build a run's parts; returns them, where the run stands and the checkpoint it resumes (None if fresh)."""
+    """Build a run's parts; returns them, where the run stands and the resumed run's metrics (None if fresh)."""
     train_ds, test_ds = data or _load_data(cfg)
     if train_ds.shape != test_ds.shape:
         raise ConfigError(f"train images are {train_ds.shape} but test images {test_ds.shape}")
@@ -120,7 +120,7 @@ def prepare(
     schedule = Schedule(cfg, max(1, len(train_ds) // cfg.batch_size))
     state = ResumeState()
     if saved is not None:
-        state = ResumeState.restore(saved["resume"], optimizer, schedule, schedule.spe)
+        state = ResumeState.restore(saved["resume"], optimizer, schedule)
         if ctx.is_main:
             log.info("resuming %s at epoch %d step %d", run_dir, state.epoch + 1, state.step_in_epoch)
 
@@ -150,4 +150,5 @@ def prepare(
         train_size=len(train_ds),
         test_size=len(test_ds),
     )
-    return parts, state, saved
+    # Only the resumed run's metrics are needed from here on: the checkpoint's tensors are freed.
+    return parts, state, None if saved is None else saved.get("metrics", {})

@@ -62,14 +62,12 @@ class ResumeState:
         }
 
     @classmethod
-    def restore(
-        cls, entry: dict, optimizer: torch.optim.Optimizer, schedule: Schedule, steps_per_epoch: int
-    ) -> ResumeState:
+    def restore(cls, entry: dict, optimizer: torch.optim.Optimizer, schedule: Schedule) -> ResumeState:
         """Load a ``resume`` entry into ``optimizer`` and ``schedule``; returns the position it records."""
         optimizer.load_state_dict(entry["optimizer"])
         schedule.load_state_dict(entry["schedule"])
         epoch, step = int(entry["epoch"]), int(entry["step_in_epoch"])
-        return cls(epoch, step, epoch * steps_per_epoch + step, float(entry["best"]), dict(entry["epoch_acc"]))
+        return cls(epoch, step, epoch * schedule.spe + step, float(entry["best"]), dict(entry["epoch_acc"]))
 
 
 def resumable_checkpoint(run_dir: Path, cfg: TrainConfig, main: bool) -> dict | None:

@@ -14,6 +14,7 @@ import torch
 from nin import heap
 from nin._version import __version__
 from nin.errors import ConfigError
+from nin.models.inference import PACK_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Runtime:
         inference copy: batch 32-64 ran 1.2-1.35x faster than 256 for nin_cifar10 and nin_mnist, fp32 and bf16).
         A GPU wants large batches to fill its cores.
         """
-        return 1024 if self.device.type == "cuda" else 64
+        return 1024 if self.device.type == "cuda" else PACK_BATCH
 
     @property
     def sync_every(self) -> int:
