@@ -25,10 +25,6 @@ import torch.nn.functional as F
 
 from nin.models.mlpconv import MLPConv
 
-# The CPU's inference batch (Runtime.eval_batch returns it). oneDNN picks the weights' blocked layout for an input
-# shape; packing for this batch instead of whatever batch comes first keeps a server warmed up with one image fast.
-PACK_BATCH = 64
-
 
 def _onednn_fused(x: torch.Tensor) -> bool:
     """Whether oneDNN's fused conv + ReLU runs this input natively (else: conv then ReLU, as eager does)."""
@@ -77,7 +73,11 @@ class FusedConv(nn.Module):
         version = None if w.is_inference() else w._version
         key = (version, w.data_ptr(), w.dtype, x.shape[1:])
         if self._packed is None or self._packed[0] != key:
-            shape = [PACK_BATCH, *x.shape[1:]]
+            from nin.train.runtime import CPU_EVAL_BATCH
+
+            # oneDNN picks the weights' blocked layout for an input shape; packing for the CPU's inference batch
+            # instead of whatever batch comes first keeps a server warmed up with one image fast later.
+            shape = [CPU_EVAL_BATCH, *x.shape[1:]]
             args = (list(self.padding), list(self.stride), list(self.dilation), self.groups, shape)
             self._packed = (key, torch.ops.mkldnn._reorder_convolution_weight(w.detach(), *args))
         return self._packed[1]
