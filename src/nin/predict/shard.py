@@ -10,12 +10,11 @@ device the model runs on.
 from __future__ import annotations
 
 import datetime
-import os
 
 import torch.distributed as dist
 
-from nin.errors import ConfigError
-from nin.train.distributed import DistContext, env_world_size, leave
+from nin.train import distributed
+from nin.train.distributed import DistContext, leave
 
 # Ranks wait for each other only at the end of their shards; one rank can be slowed by a folder of large
 # photos, so the wait is allowed to be long.
@@ -24,15 +23,7 @@ _GROUP_TIMEOUT = datetime.timedelta(hours=12)
 
 def join_group() -> DistContext:
     """Join the group torchrun describes (``WORLD_SIZE`` > 1), or return the single-process context."""
-    if dist.is_available() and dist.is_initialized():
-        return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    if env_world_size() <= 1:
-        return DistContext()
-    if not dist.is_available():
-        raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed; run one process")
-    dist.init_process_group("gloo", timeout=_GROUP_TIMEOUT)
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    return DistContext(dist.get_rank(), dist.get_world_size(), local, owns_group=True)
+    return distributed.join_group("gloo", _GROUP_TIMEOUT)
 
 
 def takes(chunk: int, ctx: DistContext) -> bool:

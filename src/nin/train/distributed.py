@@ -54,24 +54,33 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def join_group(backend: str, timeout: datetime.timedelta, cuda: bool = False) -> DistContext:
+    """Join the group torchrun describes (``WORLD_SIZE`` > 1) or the one already running; else one process.
+
+    ``cuda``: first make ``cuda:LOCAL_RANK`` this process's GPU (before NCCL starts).
+    """
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_available() and dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size(), local)
+    if env_world_size() <= 1:
+        return DistContext()
+    if not dist.is_available():
+        raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed; run one process")
+    if cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group(backend, timeout=timeout)
+    return DistContext(dist.get_rank(), dist.get_world_size(), local, owns_group=True)
+
+
 def join(rt: Runtime, batch_size: int) -> tuple[DistContext, Runtime]:
-    """Join the process group torchrun described in the environment (or the one already running).
+    """Join the training group (NCCL on CUDA, gloo on the CPU); see :func:`join_group`.
 
     Returns the context and the runtime moved to this process's GPU (``cuda:LOCAL_RANK``) where needed.
     """
-    if dist.is_available() and dist.is_initialized():
-        ctx = DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    elif env_world_size() > 1:
-        if not dist.is_available():
-            raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed; run one process")
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        backend = "nccl" if rt.device.type == "cuda" else "gloo"
-        if rt.device.type == "cuda":
-            torch.cuda.set_device(local)
-        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-        ctx = DistContext(dist.get_rank(), dist.get_world_size(), local, owns_group=True)
-    else:
-        return DistContext(), rt
+    cuda = rt.device.type == "cuda"
+    ctx = join_group("nccl" if cuda else "gloo", datetime.timedelta(minutes=30), cuda=cuda)
+    if not ctx.enabled:
+        return ctx, rt
     if batch_size % ctx.world:
         leave(ctx)
         raise ConfigError(
