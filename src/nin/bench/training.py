@@ -14,20 +14,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from nin.data.dataset import Dataset
-from nin.data.preprocess import build_preprocessor
 from nin.models import build_model
 from nin.train.batches import EpochBatches
 from nin.train.config import TrainConfig
 from nin.train.distributed import DistContext
 from nin.train.engine import forward_backward, train
-from nin.train.optim import Schedule, build_optimizer
-from nin.train.prepare import model_options
+from nin.train.prepare import model_options, prepare
 from nin.train.runtime import Runtime
 
 
@@ -79,16 +78,19 @@ class PhaseTimer:
 
     def __init__(self, cfg: TrainConfig, train_ds: Dataset, rt: Runtime) -> None:
         self.cfg, self.rt = cfg, rt
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model, **model_options(cfg, len(train_ds.classes), train_ds.shape[0]))
-        self.model = model.to(rt.device, memory_format=rt.memory_format)
-        self.step_model = torch.compile(self.model) if rt.compile else self.model
-        self.opt = build_optimizer(self.model, cfg, rt)
-        self.pre = build_preprocessor(cfg.preprocess).fit(train_ds.images)
-        self.schedule = Schedule(cfg, max(1, len(train_ds) // cfg.batch_size))
+        # The parts of a real run (model, compiled step, optimiser, fitted preprocessing, schedule), built as
+        # nin train builds them; nothing is read from or written to the (unused) run folder of a fresh run.
+        p, _, _ = prepare(cfg, Path("."), False, rt, DistContext(), (train_ds, train_ds))
+        self.model, self.step_model, self.opt, self.pre, self.schedule = (
+            p.model,
+            p.step_model,
+            p.optimizer,
+            p.pre,
+            p.schedule,
+        )
         self.batches = EpochBatches(
-            train_ds.images.to(rt.device),
-            train_ds.labels.to(rt.device),
+            p.images,
+            p.labels,
             seed=cfg.seed,
             epoch=0,
             batch_size=cfg.batch_size,
