@@ -37,12 +37,12 @@ class Card:
         if self.contrib is not None:
             entries: list[ZipEntry] = list(self.contrib.model_files())
         else:
-            thumb = self.samples.thumbnail(MODEL_THUMBNAIL)
+            thumb, _mime = self.samples.thumbnail(MODEL_THUMBNAIL)  # always found: a sample stands in
             entries = [
                 ("model/", None),
                 ("model/config.json", json.dumps(self.config, indent=2).encode()),
                 ("model/labels.json", json.dumps({str(i): c for i, c in enumerate(self.classes)}, indent=2).encode()),
-                ("model/thumbnail.jpg", thumb[0] if thumb else b""),
+                ("model/thumbnail.jpg", thumb),
             ]
         if model_file is not None and model_file.is_file():
             name = f"model/{model_file.name}"

@@ -158,7 +158,7 @@ class Contribution:
             single = {"format": list(io_input["format"])}
             if "dim_limits" in io_input:
                 single["dim_limits"] = io_input["dim_limits"]
-        served = {"format": list(io_input.get("format") or single["format"]), "single": single}
+        served = {"format": self.accepted_formats(), "single": single}
         if "description" in io_input:
             served["description"] = io_input["description"]
         config["model"]["io"]["input"] = served

@@ -40,7 +40,7 @@ _SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF"
 _SUFFIX_FORMATS |= {".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 
 
-def declares_image(content_type: str | None, filename: str | None, formats: tuple[str, ...] = DECODE_FORMATS) -> bool:
+def declares_image(content_type: str | None, filename: str | None, formats: tuple[str, ...]) -> bool:
     """Whether the client said it sends an image of one of ``formats`` (by MIME type or file extension)."""
     ct = (content_type or "").split(";", 1)[0].strip().lower()
     suffix = Path(filename or "").suffix.lower()
