@@ -32,8 +32,19 @@ log = logging.getLogger(__name__)
 # Formats a user may send. EPS/PS (Ghostscript), PDF and the rarer plugins stay out: each plugin is
 # attack surface, and a classifier has no use for them.
 SAFE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
-# File suffixes of the formats above, for picking image files out of a folder.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+# File suffixes of the formats above and the format each names, for picking image files out of a folder and for
+# telling what a client's file name says it is.
+SUFFIX_FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".gif": "GIF",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
+IMAGE_SUFFIXES = tuple(SUFFIX_FORMATS)
 
 FORMAT_MIME: dict[str, str] = {
     "PNG": "image/png",

@@ -22,7 +22,7 @@ import anyio
 import torch
 from PIL import Image
 
-from nin.data.images import FORMAT_MIME, ImageDecodeError, UnsupportedImageType, open_image
+from nin.data.images import FORMAT_MIME, SUFFIX_FORMATS, ImageDecodeError, UnsupportedImageType, open_image
 from nin.errors import RequestError
 from nin.serve import modelhub
 from nin.serve.batching import MicroBatcher
@@ -36,15 +36,13 @@ log = logging.getLogger(__name__)
 
 # Pillow formats behind the MIME types nin decodes (modelhub.MIME_FORMATS).
 DECODE_FORMATS = tuple(dict.fromkeys(modelhub.MIME_FORMATS.values()))
-_SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".bmp": "BMP"}
-_SUFFIX_FORMATS |= {".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 
 
 def declares_image(content_type: str | None, filename: str | None, formats: tuple[str, ...]) -> bool:
     """Whether the client said it sends an image of one of ``formats`` (by MIME type or file extension)."""
     ct = (content_type or "").split(";", 1)[0].strip().lower()
     suffix = Path(filename or "").suffix.lower()
-    return modelhub.MIME_FORMATS.get(ct) in formats or _SUFFIX_FORMATS.get(suffix) in formats
+    return modelhub.MIME_FORMATS.get(ct) in formats or SUFFIX_FORMATS.get(suffix) in formats
 
 
 def sniff_format(data: bytes) -> str | None:
