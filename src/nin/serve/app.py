@@ -18,8 +18,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from nin._version import __version__
+from nin.serve import schemas
 from nin.serve.api import router
 from nin.serve.http import BodyLimitMiddleware, error_response, install_error_handlers
+from nin.serve.openapi import install_openapi
 from nin.serve.predictor import Predictor
 from nin.serve.samples import SampleSet
 from nin.serve.service import ServiceState
@@ -78,6 +80,7 @@ def create_app(
     )
     app.state.nin = state
     install_error_handlers(app)
+    install_openapi(app, state)
     app.add_middleware(
         BodyLimitMiddleware, max_body=settings.max_upload_bytes + MULTIPART_SLACK, upload_cap=settings.max_upload_bytes
     )
@@ -90,12 +93,12 @@ def create_app(
     async def page() -> HTMLResponse:
         return HTMLResponse(index_html, headers=PAGE_HEADERS)
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={200: schemas.json_response("the process answers", schemas.HEALTH)})
     async def healthz() -> JSONResponse:
         """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={200: schemas.json_response("the model is ready", schemas.READY)})
     async def readyz(request: Request) -> JSONResponse:
         """Readiness: the model is loaded and warmed up."""
         st: ServiceState = request.app.state.nin

@@ -3,8 +3,8 @@
 Every error has a status of its own (``--errors http``): 400 undecodable image or malformed request, 403
 fileurl disabled or refused, 404 unknown sample or route, 413 over the upload cap or the image size caps, 415
 not an accepted image type, 422 bad parameters, 500 internal, 502/504 fileurl fetch failed / timed out, 503
-not ready or overloaded. By default (``--errors modelhub``) ModelHub's own routes answer as ModelHub's engine
-does, 400 for every error, keeping only 413 (ModelHub has no cap), 503 (nor a queue) and 405.
+not ready, draining or overloaded. By default (``--errors modelhub``) ModelHub's own routes answer as ModelHub's
+engine does, 400 for every error, keeping only 405, 408, 413 and 503 (:mod:`nin.serve.contract`).
 """
 
 from __future__ import annotations
@@ -16,26 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from nin.data.images import ImageDecodeError, ImageTooLarge, UnsupportedImageType
 from nin.errors import DataError, NinError, RequestError
+from nin.serve.contract import shown_status
 
 log = logging.getLogger(__name__)
-
-
-# The routes where ModelHub's engine wraps every error as 400 + {"error": ...}; its samples and thumbnail
-# routes, like unknown paths, answer 404, and a wrong method 405, as here.
-_JSON_ROUTES = (
-    "get_config",
-    "get_legal",
-    "get_model_io",
-    "get_model_files",
-    "get_samples",
-    "predict",
-    "predict_sample",
-)
-MODELHUB_ROUTES = frozenset(f"/api/{name}" for name in _JSON_ROUTES)
-KEPT_STATUSES = frozenset({405, 413, 503})
 
 
 def error_response(message: str, status: int, headers: dict | None = None) -> JSONResponse:
@@ -45,14 +32,24 @@ def error_response(message: str, status: int, headers: dict | None = None) -> JS
 def answer_status(request: Request, status: int) -> int:
     """The status a client sees: ModelHub's 400 on ModelHub's routes unless the server runs ``--errors http``."""
     state = getattr(request.app.state, "nin", None)
-    if state is None or state.settings.errors != "modelhub" or status in KEPT_STATUSES:
+    if state is None:
         return status
     path = request.url.path.removeprefix(request.scope.get("root_path", "") or "")
-    return 400 if path in MODELHUB_ROUTES else status
+    return shown_status(path, status, state.settings.errors)
 
 
 def _error(request: Request, message: str, status: int, headers: dict | None = None) -> JSONResponse:
     return error_response(message, answer_status(request, status), headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on the request's path (``GET /api/predict`` and ``POST /api/predict``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def status_of(exc: Exception) -> int:
@@ -73,7 +70,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(request, str(exc.detail), exc.status_code, getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # Starlette names the methods of the first route on the path only
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return _error(request, str(exc.detail), exc.status_code, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
