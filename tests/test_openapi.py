@@ -100,3 +100,12 @@ def test_upload_body_and_binary_answers_are_described():
     top = next(p for p in paths["/api/predict"]["post"]["parameters"] if p["name"] == "top")
     assert top["schema"]["type"] == "integer" and top["schema"]["minimum"] == 1
     json.dumps(doc)  # serialisable as served
+
+
+def test_docs_contract_table_is_rendered_from_the_document():
+    from nin.serve.openapi import contract_table
+
+    text = (TESTS.parent / "docs" / "serving.md").read_text()
+    start, end = "<!-- contract:start -->\n", "<!-- contract:end -->"
+    in_docs = text[text.index(start) + len(start) : text.index(end)]
+    assert in_docs == contract_table(_doc("modelhub"), _doc("http")), "re-render the table in docs/serving.md"

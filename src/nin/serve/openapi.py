@@ -101,3 +101,17 @@ def _accepted_uploads(op: dict[str, Any], card: Card) -> None:
     multipart = content["multipart/form-data"]
     multipart["encoding"] = {"file": {"contentType": ", ".join(mimes)}}
     op["requestBody"]["content"] = {"multipart/form-data": multipart, **{m: {"schema": schemas.BINARY} for m in mimes}}
+
+
+def contract_table(modelhub: dict[str, Any], http: dict[str, Any]) -> str:
+    """docs/serving.md's contract table, rendered from the documents of both modes (tests keep them equal)."""
+    rows = ["| route | 200 answers | `--errors modelhub` | `--errors http` |", "|---|---|---|---|"]
+    for path, ops in modelhub["paths"].items():
+        for method, op in ops.items():
+            ok = ", ".join(f"`{m}`" for m in op["responses"]["200"].get("content", {}))
+            statuses = [
+                ", ".join(s for s in doc["paths"][path][method]["responses"] if s != "200") or "-"
+                for doc in (modelhub, http)
+            ]
+            rows.append(f"| `{method.upper()} {path}` | {ok} | {statuses[0]} | {statuses[1]} |")
+    return "\n".join(rows) + "\n"
