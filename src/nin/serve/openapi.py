@@ -71,6 +71,9 @@ def complete(doc: dict[str, Any], errors: str, card: Card | None, fileurl: bool 
             _describe_parameter(param, card, path, fileurl)
     if card is not None:
         _accepted_uploads(doc["paths"]["/api/predict"]["post"], card)
+        sample_types = sorted({card.samples.get(name).mime for name in card.samples.names()})  # type: ignore[union-attr]
+        ok = doc["paths"]["/api/samples/{name}"]["get"]["responses"]["200"]
+        ok["content"] = {m: {"schema": schemas.BINARY} for m in sample_types} or ok["content"]
     return doc
 
 
