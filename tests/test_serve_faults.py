@@ -84,16 +84,17 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(ckpt, tmp_path):
         proc.wait(20)  # then the process ends by itself
 
 
-def _big_png(side: int = 3000) -> bytes:
+def _slow_png(side: int = 6000) -> bytes:
+    """A small upload that takes a while to decode (36 MP of one grey: 48 kB, ~0.3 s on a slow core)."""
     buf = io.BytesIO()
-    Image.effect_noise((side, side), 40).save(buf, format="PNG", compress_level=1)
+    Image.new("L", (side, side), 128).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def test_overload_is_503_at_once_while_admitted_requests_finish(ckpt, tmp_path):
-    opts = ["--max-batch", "1", "--max-queue", "1", "--max-upload-mb", "20"]
+    opts = ["--max-batch", "1", "--max-queue", "1"]
     with server(ckpt, *opts, tmp=tmp_path) as (base, _, _):
-        data = _big_png()  # seconds of decoding on a slow machine: the two admitted requests stay busy
+        data = _slow_png()  # the two admitted requests (queue 1 + batch 1) stay busy decoding
 
         def timed():
             t0 = time.monotonic()
