@@ -81,3 +81,19 @@ def test_predict_on_a_full_disk_keeps_the_previous_output(tmp_path, capsys, full
     line = _one_line_error(capsys.readouterr().err)
     assert code != 0 and "no space left on the device" in line
     assert out.read_bytes() == before
+
+
+def test_any_full_disk_error_is_one_line(monkeypatch, capsys):
+    """A full disk met outside the atomic writer (a log, a metrics file) is one line too, not a traceback."""
+    import nin.cli.list_cmd
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/metrics.jsonl")
+
+    monkeypatch.setattr(nin.cli.list_cmd, "run", full)
+    assert main(["list"]) == 1
+    line = _one_line_error(capsys.readouterr().err)
+    assert (
+        line
+        == "nin list: error: no space left on the device while writing runs/x/metrics.jsonl; free space and run again"
+    )

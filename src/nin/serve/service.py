@@ -145,7 +145,18 @@ class ServiceState:
         finally:
             self.admitted -= 1
 
-    async def _predict(self, p, card, data, content_type, filename, top, sort, class_map, sample) -> dict:
+    async def _predict(
+        self,
+        p: Predictor,
+        card: Card,
+        data: bytes,
+        content_type: str | None,
+        filename: str | None,
+        top: int | None,
+        sort: bool | None,
+        class_map: bool,
+        sample: bool,
+    ) -> dict:
         assert self.batcher is not None
         top = card.top if top is None else top
         sort = (card.sort if card.sort is not None else top is not None) if sort is None else sort
