@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 from nin.errors import RequestError
 from nin.serve import schemas
 from nin.serve.fetch import fetch_url
-from nin.serve.modelhub import INPUT_FORMATS
+from nin.serve.modelhub import INPUT_FORMATS, MIME_FORMATS
 from nin.serve.service import ServiceState
 
 router = APIRouter(prefix="/api")
@@ -27,7 +27,7 @@ TopQuery = Query(None, ge=1, description="keep only the K most probable classes"
 SortQuery = Query(None, description="order the classes by probability (default: yes with top, else no)")
 MapQuery = Query(False, description="add the top class's class map overlaid on the input")
 
-_IMAGES = ["image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff", "image/webp"]
+_IMAGES = list(MIME_FORMATS)  # the types of the files nin decodes (a sample may be any of them)
 PREDICTED = {200: schemas.json_response("ModelHub's prediction body", schemas.PREDICTION)}
 # The upload of POST /api/predict as ModelHub's clients send it (multipart field `file`), or the raw image.
 # The accepted types are the card's; nin.serve.openapi narrows this list to them once the model is loaded.
