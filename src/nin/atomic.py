@@ -1,18 +1,33 @@
 """Atomic file writes: a reader, or a crash at any instant, sees the old file or the new one, never half of one.
 
 The data goes to a unique sibling temp file (``.NAME.XXXX.tmp``), which is flushed and fsynced, then renamed over
-``NAME``; the folder is fsynced after the rename so the new name survives a power cut too. Checkpoints, the
+``NAME``; the folder is fsynced after the rename so the new name survives a power cut too. A full disk (ENOSPC,
+EDQUOT) leaves ``NAME`` as it was and raises :class:`DiskFullError`, one line that says so. Checkpoints, the
 reproduction report and the part files of batch prediction all write this way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from nin.errors import NinError
+
+FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFullError(NinError, OSError):
+    """The disk (or the quota) filled up during an atomic write; the file being replaced is unchanged."""
+
+    exit_code = 1
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -49,8 +64,13 @@ def atomic_open(path: str | os.PathLike, keep_previous: Path | None = None) -> I
             os.replace(path, keep_previous)
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, DiskFullError) and exc.errno in FULL_DISK:
+            kept = "its previous version is kept unchanged" if path.exists() else "nothing was written"
+            raise DiskFullError(
+                exc.errno, f"no space left on the device while writing {path}; {kept}. Free space and run again"
+            ) from None
         raise
 
 

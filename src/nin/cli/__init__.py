@@ -8,6 +8,7 @@ module by its path, so no command pays for the imports of another.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -75,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     except NinError as exc:
         print(f"nin {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        print(
+            f"nin {args.command}: error: no space left on the device{where}; free space and run again", file=sys.stderr
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"nin {args.command}: interrupted", file=sys.stderr)
         return 130

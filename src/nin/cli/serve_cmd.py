@@ -48,6 +48,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch", type=int, default=32, help="micro-batch size limit (1 = no batching)")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="wait for a batch to fill (default: 0, never)")
     p.add_argument("--max-queue", type=int, default=256, help="requests waiting for the model; more get 503")
+    p.add_argument(
+        "--body-timeout", type=float, default=30.0, help="seconds a request body may take to arrive (default: 30)"
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds to let requests in flight finish while new ones get 503 (default: 30)",
+    )
     p.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
 
 
@@ -79,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
+        body_timeout_s=args.body_timeout,
+        drain_timeout_s=args.drain_timeout,
     )
     if args.samples:
         from nin.serve.samples import SampleSet

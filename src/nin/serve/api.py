@@ -16,7 +16,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from nin.errors import RequestError
+from nin.serve import schemas
 from nin.serve.fetch import fetch_url
+from nin.serve.modelhub import INPUT_FORMATS, MIME_FORMATS
 from nin.serve.service import ServiceState
 
 router = APIRouter(prefix="/api")
@@ -25,27 +27,53 @@ TopQuery = Query(None, ge=1, description="keep only the K most probable classes"
 SortQuery = Query(None, description="order the classes by probability (default: yes with top, else no)")
 MapQuery = Query(False, description="add the top class's class map overlaid on the input")
 
+_IMAGES = list(MIME_FORMATS)  # the types of the files nin decodes (a sample may be any of them)
+PREDICTED = {200: schemas.json_response("ModelHub's prediction body", schemas.PREDICTION)}
+# The upload of POST /api/predict as ModelHub's clients send it (multipart field `file`), or the raw image.
+# The accepted types are the card's; nin.serve.openapi narrows this list to them once the model is loaded.
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the image: multipart/form-data with the file in field `file`, or the raw image as the body",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {**schemas.BINARY, "description": "the image file"}},
+                },
+                "encoding": {"file": {"contentType": ", ".join(INPUT_FORMATS)}},
+            },
+            **{mime: {"schema": schemas.BINARY} for mime in INPUT_FORMATS},
+        },
+    }
+}
+
 
 def _state(request: Request) -> ServiceState:
     return request.app.state.nin
 
 
-@router.get("/get_config")
+@router.get("/get_config", responses={200: schemas.json_response("the config card", schemas.CONFIG)})
 async def get_config(request: Request) -> JSONResponse:
     return JSONResponse(_state(request).require_card().config)
 
 
-@router.get("/get_legal")
+@router.get("/get_legal", responses={200: schemas.json_response("the legal texts", schemas.LEGAL)})
 async def get_legal(request: Request) -> JSONResponse:
     return JSONResponse(_state(request).require_card().legal)
 
 
-@router.get("/get_model_io")
+@router.get("/get_model_io", responses={200: schemas.json_response("the model's io", schemas.MODEL_IO)})
 async def get_model_io(request: Request) -> JSONResponse:
     return JSONResponse(_state(request).require_card().config["model"]["io"])
 
 
-@router.get("/get_model_files")
+@router.get(
+    "/get_model_files",
+    response_class=FileResponse,
+    responses={200: schemas.binary_response("ModelHub's model folder as a zip", ["application/zip"])},
+)
 async def get_model_files(request: Request) -> FileResponse:
     state = _state(request)
     card = state.require_card()
@@ -54,7 +82,7 @@ async def get_model_files(request: Request) -> FileResponse:
     return FileResponse(path, media_type="application/zip", filename=name)
 
 
-@router.get("/get_samples")
+@router.get("/get_samples", responses={200: schemas.json_response("the sample URLs", schemas.SAMPLE_URLS)})
 async def get_samples(request: Request) -> JSONResponse:
     samples = _state(request).require_card().samples
     base = str(request.base_url)
@@ -70,13 +98,23 @@ def _sample(state: ServiceState, name: str):
     return sample
 
 
-@router.get("/samples/{name}")
+@router.get(
+    "/samples/{name}",
+    response_class=Response,
+    responses={200: schemas.binary_response("the sample file", _IMAGES)},
+)
 async def sample_file(request: Request, name: str) -> Response:
     sample = _sample(_state(request), name)
     return Response(sample.data, media_type=sample.mime)
 
 
-@router.get("/thumbnail/{name}")
+@router.get(
+    "/thumbnail/{name}",
+    response_class=Response,
+    responses={
+        200: schemas.binary_response("the thumbnail (the model's is JPEG, a sample's PNG)", ["image/jpeg", "image/png"])
+    },
+)
 async def thumbnail(request: Request, name: str) -> Response:
     samples = _state(request).require_card().samples
     found = await asyncio.to_thread(samples.thumbnail, name)
@@ -86,7 +124,7 @@ async def thumbnail(request: Request, name: str) -> Response:
     return Response(data, media_type=mime)
 
 
-@router.post("/predict")
+@router.post("/predict", responses=PREDICTED, openapi_extra=UPLOAD_BODY)
 async def predict_upload(
     request: Request, top: int | None = TopQuery, sort: bool | None = SortQuery, class_map: bool = MapQuery
 ) -> JSONResponse:
@@ -118,7 +156,7 @@ async def predict_upload(
     return JSONResponse(body)
 
 
-@router.get("/predict")
+@router.get("/predict", responses=PREDICTED)
 async def predict_url(
     request: Request,
     fileurl: str | None = Query(None, description="http(s) URL of an image (when the server allows it)"),
@@ -150,7 +188,7 @@ async def predict_url(
     return JSONResponse(body)
 
 
-@router.get("/predict_sample")
+@router.get("/predict_sample", responses=PREDICTED)
 async def predict_sample(
     request: Request,
     filename: str = Query(..., description="a name from /api/get_samples"),

@@ -18,8 +18,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from nin._version import __version__
+from nin.serve import schemas
 from nin.serve.api import router
+from nin.serve.drain import DrainMiddleware, DrainState, install_sigterm_drain
 from nin.serve.http import BodyLimitMiddleware, error_response, install_error_handlers
+from nin.serve.openapi import install_openapi
 from nin.serve.predictor import Predictor
 from nin.serve.samples import SampleSet
 from nin.serve.service import ServiceState
@@ -40,7 +43,10 @@ MULTIPART_SLACK = 64 * 1024  # bytes of multipart framing allowed on top of the 
 
 
 def create_app(
-    settings: ServeSettings | None = None, predictor: Predictor | None = None, samples: SampleSet | None = None
+    settings: ServeSettings | None = None,
+    predictor: Predictor | None = None,
+    samples: SampleSet | None = None,
+    drain_on_sigterm: bool = False,
 ) -> FastAPI:
     """Build the service.
 
@@ -48,12 +54,16 @@ def create_app(
         settings: limits and options (``checkpoint`` is loaded unless ``predictor`` is given).
         predictor: a model already loaded (tests, notebooks, custom wrappers).
         samples: sample images (default: per model; see :func:`nin.serve.samples.default_samples`).
+        drain_on_sigterm: SIGTERM drains requests in flight before uvicorn stops (``nin serve``'s workers).
     """
     settings = settings or ServeSettings()
     state = ServiceState(settings, predictor, samples)
+    drain = DrainState()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if drain_on_sigterm:
+            install_sigterm_drain(drain, settings.drain_timeout_s)
         if predictor is not None:
             await state.start()  # nothing slow to load: ready when start-up ends
             task = None
@@ -78,9 +88,14 @@ def create_app(
     )
     app.state.nin = state
     install_error_handlers(app)
+    install_openapi(app, state)
     app.add_middleware(
-        BodyLimitMiddleware, max_body=settings.max_upload_bytes + MULTIPART_SLACK, upload_cap=settings.max_upload_bytes
+        BodyLimitMiddleware,
+        max_body=settings.max_upload_bytes + MULTIPART_SLACK,
+        upload_cap=settings.max_upload_bytes,
+        body_timeout_s=settings.body_timeout_s,
     )
+    app.add_middleware(DrainMiddleware, drain=drain)  # outermost: it counts every request
     app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("nin.serve", "static")]), name="static")
 
@@ -90,12 +105,12 @@ def create_app(
     async def page() -> HTMLResponse:
         return HTMLResponse(index_html, headers=PAGE_HEADERS)
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={200: schemas.json_response("the process answers", schemas.HEALTH)})
     async def healthz() -> JSONResponse:
         """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={200: schemas.json_response("the model is ready", schemas.READY)})
     async def readyz(request: Request) -> JSONResponse:
         """Readiness: the model is loaded and warmed up."""
         st: ServiceState = request.app.state.nin
@@ -123,4 +138,4 @@ def app_from_env() -> FastAPI:
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         nin_log.addHandler(handler)
         nin_log.setLevel(logging.INFO)
-    return create_app(ServeSettings.from_env())
+    return create_app(ServeSettings.from_env(), drain_on_sigterm=True)

@@ -3,12 +3,13 @@
 Every error has a status of its own (``--errors http``): 400 undecodable image or malformed request, 403
 fileurl disabled or refused, 404 unknown sample or route, 413 over the upload cap or the image size caps, 415
 not an accepted image type, 422 bad parameters, 500 internal, 502/504 fileurl fetch failed / timed out, 503
-not ready or overloaded. By default (``--errors modelhub``) ModelHub's own routes answer as ModelHub's engine
-does, 400 for every error, keeping only 413 (ModelHub has no cap), 503 (nor a queue) and 405.
+not ready, draining or overloaded. By default (``--errors modelhub``) ModelHub's own routes answer as ModelHub's
+engine does, 400 for every error, keeping only 405, 408, 413 and 503 (:mod:`nin.serve.contract`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -16,26 +17,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from nin.data.images import ImageDecodeError, ImageTooLarge, UnsupportedImageType
 from nin.errors import DataError, NinError, RequestError
+from nin.serve.contract import shown_status
 
 log = logging.getLogger(__name__)
-
-
-# The routes where ModelHub's engine wraps every error as 400 + {"error": ...}; its samples and thumbnail
-# routes, like unknown paths, answer 404, and a wrong method 405, as here.
-_JSON_ROUTES = (
-    "get_config",
-    "get_legal",
-    "get_model_io",
-    "get_model_files",
-    "get_samples",
-    "predict",
-    "predict_sample",
-)
-MODELHUB_ROUTES = frozenset(f"/api/{name}" for name in _JSON_ROUTES)
-KEPT_STATUSES = frozenset({405, 413, 503})
 
 
 def error_response(message: str, status: int, headers: dict | None = None) -> JSONResponse:
@@ -45,14 +33,24 @@ def error_response(message: str, status: int, headers: dict | None = None) -> JS
 def answer_status(request: Request, status: int) -> int:
     """The status a client sees: ModelHub's 400 on ModelHub's routes unless the server runs ``--errors http``."""
     state = getattr(request.app.state, "nin", None)
-    if state is None or state.settings.errors != "modelhub" or status in KEPT_STATUSES:
+    if state is None:
         return status
     path = request.url.path.removeprefix(request.scope.get("root_path", "") or "")
-    return 400 if path in MODELHUB_ROUTES else status
+    return shown_status(path, status, state.settings.errors)
 
 
 def _error(request: Request, message: str, status: int, headers: dict | None = None) -> JSONResponse:
     return error_response(message, answer_status(request, status), headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on the request's path (``GET /api/predict`` and ``POST /api/predict``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def status_of(exc: Exception) -> int:
@@ -73,7 +71,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(request, str(exc.detail), exc.status_code, getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # Starlette names the methods of the first route on the path only
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return _error(request, str(exc.detail), exc.status_code, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -87,6 +88,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _nin(request: Request, exc: NinError) -> JSONResponse:
         status = status_of(exc)
         headers = {"Retry-After": "1"} if status == 503 else None
+        if status in (408, 413):  # the client may still be sending: close rather than read the rest
+            headers = {"Connection": "close"}
         return _error(request, str(exc), status, headers)
 
     @app.exception_handler(Exception)
@@ -100,17 +103,26 @@ class PayloadTooLarge(RequestError):
         super().__init__(f"the upload is larger than the limit of {limit:,} bytes", 413)
 
 
+class BodyTimeout(RequestError):
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"the request body did not arrive within {timeout_s:g} s; send it at once and retry", 408)
+
+
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``max_body`` bytes while they are read, not after buffering them.
+    """Refuse request bodies over ``max_body`` bytes while they are read, not after buffering them, and bodies
+    that take longer than ``body_timeout_s`` to arrive (a client sending byte by byte holds no model slot: the
+    routes read the whole body before they queue for the model, and this bounds how long that read may take).
 
     A declared ``Content-Length`` over the cap is refused before any byte is read; a chunked or lying body
-    is counted as it arrives and the request fails with 413 as soon as it passes the cap.
+    is counted as it arrives and the request fails with 413 as soon as it passes the cap; a body still
+    incomplete after ``body_timeout_s`` fails with 408. Both close the connection.
     """
 
-    def __init__(self, app, max_body: int, upload_cap: int | None = None) -> None:
+    def __init__(self, app, max_body: int, upload_cap: int | None = None, body_timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_body = max_body
         self.upload_cap = upload_cap or max_body  # the number users configured, for the message
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -122,14 +134,23 @@ class BodyLimitMiddleware:
             return
         received = 0
         started = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout_s
+        body_done = False
 
         async def limited_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # afterwards only a disconnect can come: no deadline on waiting for it
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
+                raise BodyTimeout(self.body_timeout_s) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
                     raise PayloadTooLarge(self.upload_cap)
+                body_done = not message.get("more_body", False)
             return message
 
         async def tracking_send(message) -> None:
@@ -140,14 +161,15 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except PayloadTooLarge:
+        except (PayloadTooLarge, BodyTimeout) as exc:
             if not started:
-                await self._reject(send)
+                await self._reject(send, exc)
 
-    async def _reject(self, send) -> None:
-        body = json.dumps({"error": str(PayloadTooLarge(self.upload_cap))}).encode()
+    async def _reject(self, send, exc: RequestError | None = None) -> None:
+        exc = exc or PayloadTooLarge(self.upload_cap)
+        body = json.dumps({"error": str(exc)}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         # The client may still be sending: close the connection rather than read the rest.
         headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -68,6 +68,10 @@ class ServiceState:
         self.ready = False
         self.error: str | None = None
         self.decode_limiter = anyio.CapacityLimiter(settings.decode_concurrency)
+        # Predictions admitted (decoding, queued or computing): more than the queue plus one batch get 503 at
+        # once, before any decoding, instead of waiting for a decoder thread only to find the queue full.
+        self.admitted = 0
+        self.max_admitted = settings.max_queue + settings.max_batch
         self._zip_path: Path | None = None
         self._zip_lock = threading.Lock()
 
@@ -132,6 +136,27 @@ class ServiceState:
         server's own, decoded in any type nin reads). ``top``/``sort`` default to the card's.
         """
         p, card = self.require_ready(), self.require_card()
+        assert self.batcher is not None
+        if self.admitted >= self.max_admitted:
+            raise RequestError(f"the server is busy ({self.admitted} requests in progress); retry shortly", 503)
+        self.admitted += 1
+        try:
+            return await self._predict(p, card, data, content_type, filename, top, sort, class_map, sample)
+        finally:
+            self.admitted -= 1
+
+    async def _predict(
+        self,
+        p: Predictor,
+        card: Card,
+        data: bytes,
+        content_type: str | None,
+        filename: str | None,
+        top: int | None,
+        sort: bool | None,
+        class_map: bool,
+        sample: bool,
+    ) -> dict:
         assert self.batcher is not None
         top = card.top if top is None else top
         sort = (card.sort if card.sort is not None else top is not None) if sort is None else sort

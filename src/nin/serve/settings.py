@@ -41,6 +41,8 @@ class ServeSettings:
     max_wait_ms: float = 0.0  # extra wait for a batch to fill (0 = only batch requests already queued)
     max_queue: int = 256  # requests waiting for inference; more get 503
     decode_concurrency: int = 4  # images decoded at once (bounds decoder memory)
+    body_timeout_s: float = 30.0  # a request body must arrive whole within this (slow clients get 408)
+    drain_timeout_s: float = 30.0  # on SIGTERM, the longest wait for requests in flight before stopping
     top: int = 5  # ModelHub config: entries the front end shows
     sort: bool = True  # ModelHub config: sort them by probability
 
@@ -51,6 +53,8 @@ class ServeSettings:
                 raise ConfigError(f"{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
         if self.fileurl_timeout_s <= 0 or self.max_wait_ms < 0 or self.threads < 0:
             raise ConfigError("fileurl timeout must be > 0, max-wait-ms and threads >= 0")
+        if self.body_timeout_s <= 0 or self.drain_timeout_s < 0:
+            raise ConfigError("--body-timeout must be > 0 and --drain-timeout >= 0")
         if self.errors not in ERROR_MODES:
             raise ConfigError(f"errors must be one of {', '.join(ERROR_MODES)}, got {self.errors!r}")
         # JSON brings lists back; a tuple keeps the settings hashable and comparable.

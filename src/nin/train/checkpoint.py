@@ -18,6 +18,7 @@ so a checkpoint damaged on disk still leaves one good copy.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import zipfile
@@ -79,8 +80,12 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def save_checkpoint(ckpt: dict, path: str | os.PathLike, keep_previous: bool = False) -> Path:
     """Write atomically: a crash at any instant leaves either the old file or the new one, never half."""
     path = Path(path)
+    # Serialised in memory first: torch.save turns a failed write (a full disk) into an opaque RuntimeError,
+    # a plain write keeps the OSError that atomic_open reports in one line.
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
     with atomic_open(path, keep_previous=previous_path(path) if keep_previous else None) as f:
-        torch.save(ckpt, f)
+        f.write(buf.getbuffer())
     return path
 
 
