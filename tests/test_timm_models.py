@@ -10,7 +10,7 @@ timm = pytest.importorskip(
     "timm", reason="timm is not installed in this venv: `make test-timm` runs these in .venv-timm"
 )
 
-import nin  # noqa: E402, F401  (registers the NIN models in timm)
+import nin  # noqa: E402  (registers the NIN models in timm)
 from nin.models import list_models  # noqa: E402
 
 NAMES = list_models()

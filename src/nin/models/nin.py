@@ -61,7 +61,7 @@ class NIN(nn.Module):
         input_size: (H, W) the net was designed for; recorded, not enforced (GAP takes any size).
     """
 
-    __jit_unused_properties__ = ["num_features", "head_hidden_size", "feature_info"]  # timm's, not scripted
+    __jit_unused_properties__ = ("num_features", "head_hidden_size", "feature_info")  # timm's, not scripted
 
     def __init__(
         self,
