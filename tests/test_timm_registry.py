@@ -2,9 +2,14 @@
 checkpoint and from a Hub folder, timm's data config and transforms, and the steps of timm's validate.py and
 inference.py on a folder of images."""
 
+import hashlib
+import http.server
 import json
+import os
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +230,76 @@ def test_validate_and_inference_steps_on_an_image_folder(trained, tmp_path):
     top = model(x).softmax(-1).topk(3)
     assert top.indices.shape == (1, 3)
     torch.testing.assert_close(model(x), logits[:1], rtol=1e-5, atol=1e-5)
+
+
+class _HubFiles(http.server.BaseHTTPRequestHandler):
+    """Answers like the Hub's resolve endpoint for one folder: ``/{org}/{name}/resolve/{revision}/{file}``."""
+
+    folder: Path
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    def _file(self) -> Path | None:
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if len(parts) == 5 and parts[2] == "resolve" and (self.folder / parts[4]).is_file():
+            return self.folder / parts[4]
+        return None
+
+    def _head(self) -> bytes | None:
+        path = self._file()
+        if path is None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.end_headers()
+            return None
+        body = path.read_bytes()
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", self.commit)
+        self.send_header("ETag", '"' + hashlib.sha256(body).hexdigest() + '"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return body
+
+    def do_HEAD(self):
+        self._head()
+
+    def do_GET(self):
+        body = self._head()
+        if body is not None:
+            self.wfile.write(body)
+
+    def log_message(self, *args):  # quiet
+        pass
+
+
+def test_hf_hub_name_loads_offline_from_the_hub_cache(trained, tmp_path):
+    """hf-hub:ORG/NAME from a cache that huggingface_hub's own download filled (from a local stand-in for the
+    Hub), then read with HF_HUB_OFFLINE=1 in a fresh process."""
+    from huggingface_hub import hf_hub_download
+
+    root, ckpt, _ = trained
+    write_hub_folder(ckpt, tmp_path / "hub")
+    handler = type("Handler", (_HubFiles,), {"folder": tmp_path / "hub"})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    cache = tmp_path / "cache"
+    try:
+        for name in ("config.json", "model.safetensors"):
+            hf_hub_download("nin-test/tiny", name, cache_dir=cache, endpoint=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join()
+    code = (
+        "import nin, timm, torch\n"
+        "from nin.train import load_checkpoint\n"
+        "from nin.train.checkpoint import build_from_checkpoint\n"
+        "m = timm.create_model('hf-hub:nin-test/tiny', pretrained=True).eval()\n"
+        f"ours = build_from_checkpoint(load_checkpoint({str(root / 'last.pt')!r}))\n"
+        "x = torch.randn(4, 1, 28, 28)\n"
+        "with torch.no_grad(): print((m(x) - ours(x)).abs().max().item(), m.pretrained_cfg['hf_hub_id'])\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "home")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    diff, hub_id = r.stdout.split()
+    assert float(diff) <= 1e-6 and hub_id == "nin-test/tiny"
