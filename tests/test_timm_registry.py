@@ -303,3 +303,35 @@ def test_hf_hub_name_loads_offline_from_the_hub_cache(trained, tmp_path):
     assert r.returncode == 0, r.stderr
     diff, hub_id = r.stdout.split()
     assert float(diff) <= 1e-6 and hub_id == "nin-test/tiny"
+
+
+def test_timm_scripts_see_the_nin_models_through_the_runner(trained, tmp_path):
+    """timm's scripts import timm only: run directly they do not know NIN; through nin's runner they do, and a
+    validate.py-style script (create_model, load_checkpoint, resolve_data_config) evaluates a nin checkpoint."""
+    root, ckpt, _ = trained
+    script = tmp_path / "validate.py"
+    script.write_text(
+        "import sys, timm, torch\n"
+        "from timm.models import load_checkpoint\n"
+        "if not timm.is_model(sys.argv[1]): sys.exit('unknown model ' + sys.argv[1])\n"
+        "m = timm.create_model(sys.argv[1], batch_norm=True, init='kaiming')\n"
+        "load_checkpoint(m, sys.argv[2])\n"
+        "cfg = timm.data.resolve_data_config({}, model=m)\n"
+        "print(tuple(cfg['input_size']), m.eval()(torch.zeros(1, *cfg['input_size'])).argmax().item())\n"
+    )
+    args = [str(script), "nin_mnist", str(root / "model.safetensors")]
+    plain = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 1 and "unknown model nin_mnist" in plain.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "nin.integrations.timm_run", *args], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    expect = build_from_checkpoint(ckpt)(torch.zeros(1, 1, 28, 28)).argmax().item()
+    assert r.stdout.split() == ["(1,", "28,", "28)", str(expect)]
+    missing = subprocess.run(
+        [sys.executable, "-m", "nin.integrations.timm_run", str(tmp_path / "nope.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such script" in missing.stderr
