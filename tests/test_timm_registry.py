@@ -32,7 +32,15 @@ def _run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("order", ["import nin, timm", "import timm, nin"])
+@pytest.mark.parametrize(
+    "order",
+    [
+        "import nin, timm",
+        "import timm, nin",
+        # an availability check before the import (as other libraries do) must not use up the hook
+        "import nin, importlib.util; assert importlib.util.find_spec('timm'); import timm",
+    ],
+)
 def test_registered_in_either_import_order(order):
     r = _run(f"{order}; import sys; print(timm.is_model('nin_cifar10'), sorted(timm.list_models('nin_mnist*')))")
     assert r.returncode == 0, r.stderr

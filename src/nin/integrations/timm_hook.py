@@ -38,6 +38,7 @@ class _RegisterAfterLoad(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
+        _uninstall_finder()  # timm is in: the hook's work is done
         register_now()
 
     def __getattr__(self, name: str):  # get_resource_reader, is_package, ... of the wrapped loader
@@ -50,8 +51,10 @@ class _TimmFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "timm":
             return None
-        _uninstall_finder()  # one shot; also keeps the search below from finding this finder again
+        # Stays installed until timm has executed: a bare find_spec("timm") (an availability check) loads nothing.
         for finder in sys.meta_path:
+            if isinstance(finder, _TimmFinder):
+                continue
             find = getattr(finder, "find_spec", None)
             spec = find(fullname, path, target) if find else None
             if spec is not None:
