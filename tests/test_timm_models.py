@@ -166,6 +166,7 @@ def test_fx_feature_extraction(name):
     assert any(n.endswith(timm.create_model(name).pretrained_cfg["classifier"].split(".")[-1]) for n in eval_nodes)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")  # TorchScript's deprecation notes
 @pytest.mark.parametrize("name", GAP_NAMES)
 def test_torchscript_without_dropout(name):
     """torch.jit.script compiles the GAP nets built with dropout=0 (nin's fast dropout is an autograd.Function,
@@ -209,3 +210,14 @@ def test_group_matcher_covers_every_parameter(name):
     grouped = [p for names in groups.values() for p in names]
     assert sorted(grouped) == sorted(n for n, _ in model.named_parameters())
     assert len(groups) >= 3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_feature_info_after_the_classifier_is_removed(name):
+    model = timm.create_model(name)
+    model.reset_classifier(0)
+    info = model.feature_info
+    assert info[-1]["num_chs"] == model.num_features
+    with torch.no_grad():
+        out = model.eval()(_input(model))
+    assert out.shape == (1, model.head_hidden_size)

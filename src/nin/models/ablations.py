@@ -26,7 +26,7 @@ class FCHead(nn.Module):
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(torch.flatten(x, 1)))  # (B, C*h*w) -> (B, K)
+        return self.fc(self.drop(torch.flatten(x, 1)))
 
 
 class FCNet(nn.Module):

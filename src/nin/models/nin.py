@@ -224,7 +224,7 @@ class NIN(nn.Module):
         info, stride = [], 1
         for name, module in self.named_children():
             if isinstance(module, MLPConv):
-                stride *= getattr(module, module.names[0]).stride[0]
+                stride *= getattr(getattr(module, module.names[0]), "stride", (1,))[0]  # Identity after reset(0)
                 info.append({"num_chs": module.out_channels, "reduction": stride, "module": name})
             elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
                 stride *= 2
