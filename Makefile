@@ -13,7 +13,7 @@ EXTRAS ?= data,serve,export,viz,parquet,dev
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-slow test-avx2 lint format bench clean
+.PHONY: install run test test-slow test-avx2 test-timm lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,25 @@ AVX2_TESTS ?= tests/test_bf16.py tests/test_inference_model.py tests/test_predic
 test-avx2: install
 	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -q $(AVX2_TESTS) $(PYTEST_ARGS)
 
+# The timm integration in a second venv: timm imports torchvision at import time, and PyPI's torchvision does not
+# load beside the default CPU torch, so timm gets its own matching torch + torchvision pair (a CUDA build; it runs on
+# the CPU too). The main venv never has timm: its timm tests skip and say why. Re-runs reuse the venv (its stamp).
+#   TIMM_TORCH  the torch/torchvision requirements of that venv. Default: torch==2.14.1 torchvision==0.29.1
+#   TIMM_VENV   where it lives. Default: .venv-timm
+TIMM_VENV  ?= .venv-timm
+TIMM_TORCH ?= torch==2.14.1 torchvision==0.29.1
+TIMM_BIN := $(TIMM_VENV)/bin
+
+$(TIMM_VENV)/.installed: pyproject.toml Makefile
+	test -x $(TIMM_BIN)/python || $(PYTHON) -m venv $(TIMM_VENV)
+	$(TIMM_BIN)/python -m pip install -q --upgrade pip
+	$(TIMM_BIN)/python -m pip install -q $(TIMM_TORCH) $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
+	$(TIMM_BIN)/python -m pip install -q -e ".[timm,dev]"
+	touch $@
+
+test-timm: $(TIMM_VENV)/.installed  ## NIN in timm's registry and timm's model checks over every NIN model
+	$(TIMM_BIN)/python -m pytest -q -p no:cacheprovider tests/test_timm*.py $(PYTEST_ARGS)
+
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -51,4 +70,4 @@ bench: install
 	$(BIN)/nin bench
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TIMM_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from nin._version import __version__
+from nin.integrations import timm_hook as _timm_hook
+
+_timm_hook.install()  # NIN models in timm's registry once timm is imported (stdlib only here; docs/timm.md)
 
 __all__ = ["Predictor", "__version__"]
 

@@ -30,7 +30,11 @@ class FCHead(nn.Module):
 
 
 class FCNet(nn.Module):
-    """A feature extractor followed by :class:`FCHead`; same API as :class:`NIN` minus the class maps."""
+    """A feature extractor followed by :class:`FCHead`; same API as :class:`NIN` minus the class maps.
+
+    For timm (docs/timm.md): ``num_features`` is the channels of the trunk's maps, ``head_hidden_size`` the
+    flattened width the FC layer reads (what ``pre_logits=True`` and ``reset_classifier(0)`` give).
+    """
 
     has_class_maps = False
 
@@ -42,11 +46,19 @@ class FCNet(nn.Module):
         self.num_classes = num_classes
         self.in_channels = getattr(body, "in_channels", 3)
         self.input_size = getattr(body, "input_size", (32, 32))
+        self.num_features = c
+        self.head_hidden_size = c * h * w
+        self.global_pool = "flatten"  # "" keeps the maps (timm's reset_classifier(0, ""))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body.forward_features(x)
 
-    def forward_head(self, maps: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, maps: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Flatten + FC: (B, C, h, w) -> (B, K); ``pre_logits``: the flattened features the FC layer reads."""
+        if not self.global_pool:
+            return maps
+        if pre_logits:
+            return self.head.drop(torch.flatten(maps, 1))
         return self.head(maps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,6 +69,38 @@ class FCNet(nn.Module):
 
     def last_layer(self) -> nn.Module:
         return self.head.fc
+
+    # --- what timm asks of a classifier (docs/timm.md) -------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A fresh FC layer with ``num_classes`` outputs; 0 removes it. ``global_pool``: ``"flatten"`` or ``""``."""
+        if global_pool is not None:
+            if global_pool not in ("flatten", ""):
+                raise ValueError(
+                    f"this net flattens its maps: global_pool must be 'flatten' or '', got {global_pool!r}"
+                )
+            self.global_pool = global_pool
+        if num_classes > 0:
+            fc = nn.Linear(self.head_hidden_size, num_classes).to(next(self.parameters()).device)
+            nn.init.normal_(fc.weight, 0.0, 0.05)
+            nn.init.zeros_(fc.bias)
+            self.head.fc = fc
+        else:
+            self.head.fc = nn.Identity()
+        self.num_classes = num_classes
+
+    @property
+    def feature_info(self) -> list[dict]:
+        """The trunk's blocks (see :attr:`NIN.feature_info`), named inside ``body``."""
+        return [{**info, "module": f"body.{info['module']}"} for info in self.body.feature_info]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.body.set_grad_checkpointing(enable)
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return {"stem": r"^body\.mlpconv1\.", "blocks": [(r"^body\.mlpconv(\d+)\.", None), (r"^head\.", (99999,))]}
 
 
 # §4.6: "a conventional CNN" of three conv layers. Each mlpconv shrinks to its k x k conv alone (same widths as

@@ -3,6 +3,11 @@
 A stack of mlpconv blocks whose last layer emits one confidence map per class (§3.2, Fig. 4);
 global average pooling turns each map into a logit. ``forward_features`` returns the maps
 (B, K, H, W); ``forward_head`` is the GAP; ``forward`` is both.
+
+The model also answers what timm asks of its classifiers (``num_features``, ``reset_classifier``,
+``get_classifier``, ``feature_info``, ...; docs/timm.md). NIN's classifier is the last cccp layer, which sits
+*before* the pooling: the head after it (GAP) has no parameters, so the features the head pools are the class
+maps themselves and ``num_features == num_classes``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
 
 from nin.models.dropout import Dropout
 from nin.models.mlpconv import MLPConv
@@ -55,6 +61,8 @@ class NIN(nn.Module):
         input_size: (H, W) the net was designed for; recorded, not enforced (GAP takes any size).
     """
 
+    __jit_unused_properties__ = ("num_features", "head_hidden_size", "feature_info")  # timm's, not scripted
+
     def __init__(
         self,
         blocks: Sequence[BlockSpec],
@@ -77,6 +85,7 @@ class NIN(nn.Module):
         c = in_channels
         for i, spec in enumerate(blocks, start=1):
             last = i == len(blocks)
+            block_in = c
             if spec.dropout_before and dropout > 0:
                 self.add_module(f"drop{i - 1}", Dropout(dropout))
             block = MLPConv(
@@ -100,17 +109,33 @@ class NIN(nn.Module):
             c = block.out_channels
         self.num_classes = c
         self.in_channels = in_channels
+        self.init_scheme = init
+        self.global_pool = "avg"  # "" keeps the maps (timm's reset_classifier(0, ""))
+        self.grad_checkpointing = False
+        # Channels in front of the classifier: what the net emits once reset_classifier(0) removed it.
+        self.pre_classifier_channels = spec.widths[-2] if len(spec.widths) > 1 else block_in
+        head = self.get_classifier()
+        self._classifier_geometry = {"kernel_size": head.kernel_size, "stride": head.stride, "padding": head.padding}
         self.init_weights(init)
 
     # --- the paper's idea as the API -------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The category confidence maps before GAP: (B, C, H, W) -> (B, K, h, w)."""
         for module in self.children():
-            x = module(x)
+            if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+                x = checkpoint(module, x, use_reentrant=False)
+            else:
+                x = module(x)
         return x
 
-    def forward_head(self, maps: torch.Tensor) -> torch.Tensor:
-        """Global average pooling: (B, K, h, w) -> (B, K) logits."""
+    def forward_head(self, maps: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pooling: (B, K, h, w) -> (B, K) logits (the maps unpooled when ``global_pool`` is "").
+
+        ``pre_logits`` is accepted for timm and changes nothing: the classifier (the last cccp) ran before the
+        pooling, so the pooled features *are* the logits (docs/timm.md).
+        """
+        if not self.global_pool:
+            return maps
         return maps.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,17 +157,87 @@ class NIN(nn.Module):
     def init_weights(self, scheme: str = "paper") -> None:
         """Re-initialise: ``paper`` = N(0, std^2) per layer, biases 0 (cuda-convnet layer files); ``kaiming`` = He."""
         for name, conv in self.named_layers().items():
-            if scheme == "paper":
-                nn.init.normal_(conv.weight, 0.0, self._stds[name])
-            else:
-                # Deviation from paper: He init (fan-in, ReLU gain) avoids the dead-class-map stall.
-                nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
-            if conv.bias is not None:
-                nn.init.zeros_(conv.bias)
+            if isinstance(conv, nn.Conv2d):  # not the identity left by reset_classifier(0)
+                self._init_conv(name, conv, scheme)
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+
+    def _init_conv(self, name: str, conv: nn.Conv2d, scheme: str) -> None:
+        if scheme == "paper":
+            nn.init.normal_(conv.weight, 0.0, self._stds[name])
+        else:
+            # Deviation from paper: He init (fan-in, ReLU gain) avoids the dead-class-map stall.
+            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+
+    # --- what timm asks of a classifier (docs/timm.md) -------------------------------------------
+    @property
+    def num_features(self) -> int:
+        """Channels of the maps the head pools: the class maps (``num_classes``), or the layer in front of the
+        classifier once ``reset_classifier(0)`` removed it."""
+        return self.num_classes or self.pre_classifier_channels
+
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of ``forward_head(pre_logits=True)``: ``num_features`` (the head has no hidden layer)."""
+        return self.num_features
+
+    def _classifier_slot(self) -> tuple[MLPConv, str]:
+        block = [m for m in self.children() if isinstance(m, MLPConv)][-1]
+        return block, block.names[-1]
+
+    def get_classifier(self) -> nn.Module:
+        """The class-map layer (the last cccp), an ``nn.Identity`` after ``reset_classifier(0)``."""
+        block, name = self._classifier_slot()
+        return getattr(block, name)
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A fresh class-map layer with ``num_classes`` maps (initialised by the net's scheme); 0 removes it, so the
+        net emits the pooled maps of the layer before. ``global_pool``: ``"avg"`` (GAP) or ``""`` (no pooling)."""
+        if global_pool is not None:
+            if global_pool not in ("avg", ""):
+                raise ValueError(f"NIN pools by global average: global_pool must be 'avg' or '', got {global_pool!r}")
+            self.global_pool = global_pool
+        block, name = self._classifier_slot()
+        bn = f"{name}_bn"
+        bn_layer = hasattr(block, bn)
+        if num_classes > 0:
+            device = next(self.parameters()).device
+            conv = nn.Conv2d(self.pre_classifier_channels, num_classes, **self._classifier_geometry, bias=not bn_layer)
+            setattr(block, name, conv.to(device))
+            self._init_conv(name, conv, self.init_scheme)
+            if bn_layer:
+                setattr(block, bn, nn.BatchNorm2d(num_classes).to(device))
+        else:
+            setattr(block, name, nn.Identity())
+            if bn_layer:
+                setattr(block, bn, nn.Identity())
+        self.num_classes = num_classes
+
+    @property
+    def feature_info(self) -> list[dict]:
+        """One entry per mlpconv block (its output, before the pool): channels, nominal stride and module name,
+        in the form timm's feature extractors read."""
+        info, stride = [], 1
+        for name, module in self.named_children():
+            if isinstance(module, MLPConv):
+                stride *= getattr(getattr(module, module.names[0]), "stride", (1,))[0]  # Identity after reset(0)
+                info.append({"num_chs": module.out_channels, "reduction": stride, "module": name})
+            elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+                stride *= 2
+        info[-1]["num_chs"] = self.num_features
+        return info
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of keeping them (training only)."""
+        self.grad_checkpointing = enable
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Parameter groups for timm's layer-wise learning-rate decay: block 1 is the stem, then one per block."""
+        return {"stem": r"^mlpconv1\.", "blocks": r"^mlpconv(\d+)\."}
 
 
 def feature_size(size: int, blocks: Sequence[BlockSpec]) -> int:
