@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nin._version import __version__
 
-__all__ = ["Predictor", "__version__"]
+__all__ = ["Predictor", "__version__", "from_pretrained"]
 
 
 def __getattr__(name: str):
@@ -13,4 +13,8 @@ def __getattr__(name: str):
         from nin.serve.predictor import Predictor
 
         return Predictor
+    if name == "from_pretrained":
+        from nin.hub.pretrained import from_pretrained
+
+        return from_pretrained
     raise AttributeError(f"module 'nin' has no attribute {name!r}")
