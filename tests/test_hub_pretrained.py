@@ -118,6 +118,8 @@ res = {}
 with torch.no_grad():
     res["main"] = nin.from_pretrained("hf-hub:someone/tiny")(x).tolist()
     res["v2"] = nin.from_pretrained("someone/tiny", revision="v2")(x).tolist()
+    hub_model = torch.hub.load(sys.argv[3], "nin_mnist", source="local", pretrained="hf-hub:someone/tiny@v2")
+    res["torch_hub_v2"] = hub_model(x).tolist()
 p = nin.Predictor.from_checkpoint("hf-hub:someone/tiny", device="cpu").predict(img)
 res["predictor"] = [p.label, p.probability]
 res["predict_rc"] = main(["predict", "hf-hub:someone/tiny", img, "--out", out_csv, "--workers", "0", "--no-progress"])
@@ -138,9 +140,10 @@ def test_offline_from_the_cache_alone(hub_cache, tmp_path):
     img = tmp_path / "seven.png"
     img.write_bytes(png_bytes(digit(0)))
     env = {**h["env"], "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": h["dead"]}
-    res = run_py(OFFLINE, env, str(img), str(tmp_path / "p.csv"))
+    res = run_py(OFFLINE, env, str(img), str(tmp_path / "p.csv"), str(TESTS.parent))
     for rev in ("main", "v2"):
         assert (torch.tensor(res[rev]) - reference(h["ckpts"][rev])).abs().max().item() <= 1e-6
+    assert (torch.tensor(res["torch_hub_v2"]) - reference(h["ckpts"]["v2"])).abs().max().item() <= 1e-6
     from nin import Predictor
 
     want = Predictor.from_checkpoint(h["root"] / "main", device="cpu").predict(str(img))
