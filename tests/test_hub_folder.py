@@ -5,6 +5,7 @@ up to the call (HfApi replaced: no network)."""
 from __future__ import annotations
 
 import json
+import os
 from typing import ClassVar
 
 import huggingface_hub
@@ -192,3 +193,31 @@ def test_push_refuses_a_bad_folder_before_any_call(exported, api, tmp_path, caps
     assert main(["push", str(out), "no-slash"]) == 2
     assert "is not ORG/NAME" in capsys.readouterr().err
     assert api == []  # HfApi was never even built
+
+
+def test_serve_takes_a_hub_folder(exported, monkeypatch):
+    """`nin serve DIR`: the command resolves the folder to its weights, the workers' app serves them."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from fixtures.serve.builders import digit, png_bytes
+    from nin.serve.app import create_app
+    from nin.serve.settings import ENV_VAR, ServeSettings
+
+    ckpt, out = exported
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert main(["serve", str(out), "--port", "8765"]) == 0 and started
+    settings = ServeSettings.from_json(os.environ.pop(ENV_VAR))
+    assert settings.checkpoint == str((out / "model.safetensors").resolve())
+    with TestClient(create_app(settings)) as c:
+        import time
+
+        deadline = time.monotonic() + 60
+        while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the model loads in the background, as in a worker
+        r = c.post("/api/predict", files={"file": ("d.png", png_bytes(digit(1)), "image/png")})
+        assert r.status_code == 200, r.text
+        labels = [row["label"] for row in r.json()["output"][0]["prediction"]]
+    assert labels and set(labels) <= set(ckpt["classes"])
