@@ -206,3 +206,14 @@ def test_a_timm_style_config_of_a_nin_model_is_enough(tmp_path):
     a = preprocessor_from_state(ckpt["preprocess"])(x)
     b = preprocessor_from_state(back["preprocess"])(x)
     assert (a - b).abs().max().item() < 1e-4
+
+
+def test_export_from_a_folder_or_hub_name_needs_an_output_file(tmp_path, capsys):
+    from nin.hub.folder import export_hub_folder
+
+    export_hub_folder(make_ckpt(), tmp_path / "h")
+    for fmt in ("safetensors", "onnx"):
+        assert main(["export", str(tmp_path / "h"), "--format", fmt]) == 2
+        assert "name the file to write with -o" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "h"), "--format", "safetensors", "-o", str(tmp_path / "h.safetensors")]) == 0
+    assert load_checkpoint(tmp_path / "h.safetensors")["model"]["name"] == "nin_mnist"

@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.checkpoint} is already an ONNX file; export a .pt checkpoint")
     if args.hub is not None or args.format == "safetensors":
         return _run_hub(args)
+    from nin.hub.resolve import is_hub_name
+
+    if args.output is None and (is_hub_name(args.checkpoint) or args.checkpoint.is_dir()):
+        raise ConfigError(f"{args.checkpoint} is not a file: name the file to write with -o OUT")
     suffix = ".onnx" if args.format == "onnx" else ".int8.onnx"
     out = args.output or args.checkpoint.with_suffix(suffix)
     if args.format == "onnx":
