@@ -52,7 +52,10 @@ def test_the_folder_holds_the_four_files_and_the_contracts_config(exported):
     assert (
         p["input_size"] == [1, 28, 28] and p["first_conv"] == "mlpconv1.conv1" and p["classifier"] == "mlpconv3.cccp6"
     )
-    assert p["crop_pct"] == 1.0 and p["num_classes"] == 10 and p["nin_preprocess_exact"] is True
+    assert p["crop_pct"] == 1.0 and p["num_classes"] == 10 and cfg["nin_preprocess_exact"] is True
+    timm_fields = {"input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode", "num_classes"}
+    timm_fields |= {"first_conv", "classifier", "license", "tag"}
+    assert set(p) <= timm_fields  # timm builds its PretrainedCfg dataclass from these keys
     # timm's convention: x / 255, then (x - mean) / std; nin's mean_std works on 0-255 pixels.
     mean, std = ckpt["preprocess"]["tensors"]["mean"], ckpt["preprocess"]["tensors"]["std"]
     assert p["mean"] == pytest.approx((mean / 255).tolist()) and p["std"] == pytest.approx((std / 255).tolist())
@@ -118,7 +121,7 @@ def test_the_imported_imagenet_nin_card_names_its_source_and_licence(tmp_path):
     cfg = json.loads((tmp_path / "hub" / "config.json").read_text())
     p = cfg["pretrained_cfg"]
     assert p["input_size"] == [3, 224, 224] and p["crop_pct"] == pytest.approx(224 / 256)
-    assert p["mean"] == pytest.approx([123 / 255, 117 / 255, 104 / 255]) and p["nin_preprocess_exact"] is True
+    assert p["mean"] == pytest.approx([123 / 255, 117 / 255, 104 / 255]) and cfg["nin_preprocess_exact"] is True
     assert cfg["nin"]["source"] == ckpt["source"] and p["classifier"] == "mlpconv4.cccp8_1024"
     back = load_checkpoint(tmp_path / "hub")
     assert back["source"] == ckpt["source"] and len(back["classes"]) == 1000

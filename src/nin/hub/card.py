@@ -154,16 +154,17 @@ def build_card(ckpt: dict, config: dict, repo_id: str, license_: str | None = No
         results_md = "This checkpoint records no measured metrics; the card states none."
     exact = (
         "timm's transforms with the `mean`/`std` of config.json reproduce it."
-        if cfg.get("nin_preprocess_exact")
+        if config.get("nin_preprocess_exact")
         else "timm's transforms do **not** reproduce it exactly (config.json's `mean`/`std` are the nearest "
         "per-channel values); nin's own loaders always apply the recorded preprocessing."
     )
     c, h, w = cfg["input_size"]
+    pre_name = config["nin_preprocess"]
     body = f"""
 # {repo_id.split("/")[-1]}
 
 `{name}`: a Network In Network (Lin, Chen, Yan, [{PAPER}](https://arxiv.org/abs/1312.4400)) image classifier,
-{len(ckpt["classes"])} classes, input {c}x{h}x{w}. Preprocessing recorded with the weights: `{cfg["nin_preprocess"]}`;
+{len(ckpt["classes"])} classes, input {c}x{h}x{w}. Preprocessing recorded with the weights: `{pre_name}`;
 {exact}
 
 ## Results

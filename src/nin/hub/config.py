@@ -4,7 +4,8 @@
 channel). They are exact when the checkpoint's Preprocessor is a per-channel affine map of RGB pixels (``none``,
 ``scale``, ``mean_std``, ``imagenet`` in RGB order with a per-channel mean); for the others (GCN + ZCA, GCN + LCN,
 a mean image, BGR input) the values are the nearest honest ones and ``nin_preprocess_exact`` is false: nin's own
-loaders always use the recorded Preprocessor, timm's transforms then only approximate it.
+loaders always use the recorded Preprocessor, timm's transforms then only approximate it. Only fields of timm's
+``PretrainedCfg`` go into ``pretrained_cfg`` (timm builds that dataclass from it); nin's extras sit beside it.
 """
 
 from __future__ import annotations
@@ -89,9 +90,10 @@ def hub_config(ckpt: dict, nin_block: dict) -> dict:
             "classifier": classifier,
             "license": ckpt.get("license") or source.get("license") or "mit",
             "tag": ckpt.get("tag") or ("imported" if source else "nin"),
-            "nin_preprocess": (ckpt.get("preprocess") or {}).get("name", "none"),
-            "nin_preprocess_exact": exact,
         },
+        # Beside pretrained_cfg, not in it: timm builds its PretrainedCfg dataclass from that dict's keys.
+        "nin_preprocess": (ckpt.get("preprocess") or {}).get("name", "none"),
+        "nin_preprocess_exact": exact,
         "nin": nin_block,
     }
 
