@@ -217,3 +217,14 @@ def test_export_from_a_folder_or_hub_name_needs_an_output_file(tmp_path, capsys)
         assert "name the file to write with -o" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "h"), "--format", "safetensors", "-o", str(tmp_path / "h.safetensors")]) == 0
     assert load_checkpoint(tmp_path / "h.safetensors")["model"]["name"] == "nin_mnist"
+
+
+def test_without_the_hub_extra_the_commands_say_which_extra(pt, tmp_path, monkeypatch, capsys):
+    import sys
+
+    for name in ("safetensors", "safetensors.torch"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now fails as if it were absent
+    assert main(["export", str(pt), "--format", "safetensors", "-o", str(tmp_path / "x.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs safetensors" in err and "pip install 'nin[hub]'" in err
+    assert not (tmp_path / "x.safetensors").exists()
