@@ -228,3 +228,10 @@ def test_without_the_hub_extra_the_commands_say_which_extra(pt, tmp_path, monkey
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs safetensors" in err and "pip install 'nin[hub]'" in err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_the_format_constants_are_the_checkpoints():
+    from nin.hub import safetensors_io
+    from nin.train import checkpoint
+
+    assert (safetensors_io.FORMAT_VERSION, safetensors_io.KIND) == (checkpoint.FORMAT_VERSION, checkpoint.KIND)

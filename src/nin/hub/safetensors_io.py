@@ -27,6 +27,10 @@ from nin.atomic import atomic_open
 from nin.errors import CheckpointError, ConfigError
 from nin.extras import require
 
+# The checkpoint format the metadata describes: nin.train.checkpoint's FORMAT_VERSION and KIND (which imports this
+# module to dispatch; tests/test_safetensors.py holds the two equal).
+FORMAT_VERSION = 1
+KIND = "nin-checkpoint"
 PREFIX = "preprocess."
 META_KEY = "nin"
 # Entries of a checkpoint that never go into a Hub file: resumable training state (optimizer moments, RNG).
@@ -217,8 +221,6 @@ def load_safetensors(path: str | os.PathLike) -> dict:
     except Exception as exc:  # SafetensorError: anything the checks above let through
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path} is not a readable safetensors file ({first})") from None
-    from nin.train.checkpoint import FORMAT_VERSION, KIND
-
     ckpt = dict(info)
     ckpt.setdefault("format_version", FORMAT_VERSION)
     ckpt.setdefault("kind", KIND)
