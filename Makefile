@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
-EXTRAS ?= data,serve,export,viz,parquet,dev
+EXTRAS ?= data,serve,export,viz,parquet,hub,dev
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 

@@ -7,7 +7,7 @@ from nin.integrations import timm_hook as _timm_hook
 
 _timm_hook.install()  # NIN models in timm's registry once timm is imported (stdlib only here; docs/timm.md)
 
-__all__ = ["Predictor", "__version__"]
+__all__ = ["Predictor", "__version__", "from_pretrained"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from nin.serve.predictor import Predictor
 
         return Predictor
+    if name == "from_pretrained":
+        from nin.hub.pretrained import from_pretrained
+
+        return from_pretrained
     raise AttributeError(f"module 'nin' has no attribute {name!r}")

@@ -22,6 +22,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tensorboard": ("tensorboard", "viz"),
     "scipy": ("scipy", "data"),
     "pyarrow": ("pyarrow", "parquet"),
+    "safetensors": ("safetensors", "hub"),
+    "huggingface_hub": ("huggingface_hub", "hub"),
 }
 
 

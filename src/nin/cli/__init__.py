@@ -30,7 +30,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "classify images, folders and @LIST files with a checkpoint or an ONNX export (CSV/JSONL/Parquet out)",
     ),
     "serve": ("nin.cli.serve_cmd", "serve a model: ModelHub-compatible REST API and a web page"),
-    "export": ("nin.cli.export_cmd", "export a checkpoint to ONNX (fp32, verified) or int8 ONNX"),
+    "export": (
+        "nin.cli.export_cmd",
+        "export a checkpoint to ONNX (fp32, verified), int8 ONNX, safetensors or a Hugging Face Hub folder",
+    ),
+    "push": ("nin.cli.push_cmd", "upload a Hub folder (`nin export --hub DIR`) to the Hugging Face Hub"),
     "data": ("nin.cli.data_cmd", "datasets: list, info NAME (what is found, checksums, what to do), fetch NAME"),
     "reproduce": ("nin.cli.reproduce_cmd", "run the paper's experiments and write report.md/.json + a bar chart"),
 }

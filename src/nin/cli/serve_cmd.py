@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be 1-65535, got {args.port}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    from nin.hub.resolve import resolve_model_file
+
+    args.checkpoint = resolve_model_file(args.checkpoint)  # hf-hub: downloaded once here, not by every worker
     num_classes = _check_model_file(args.checkpoint)
     threads = args.threads or (max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0)
     settings = ServeSettings(

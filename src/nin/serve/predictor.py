@@ -117,7 +117,9 @@ class Predictor:
                 the hardware computes it natively); see :func:`nin.train.runtime.inference_runtime`.
             threads: ONNX Runtime intra-op threads (0 = its default).
         """
-        path = Path(path)
+        from nin.hub.resolve import resolve_model_file
+
+        path = resolve_model_file(path)  # hf-hub:ORG/NAME and Hub folders -> their model.safetensors
         if path.suffix.lower() == ".onnx":
             return cls.from_onnx(path, threads=threads)
         from nin.train.checkpoint import load_checkpoint

@@ -94,8 +94,13 @@ def previous_path(path: Path) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load and validate a checkpoint; anything else raises :class:`CheckpointError` with one clear line."""
-    path = Path(path)
+    """Load and validate a checkpoint; anything else raises :class:`CheckpointError` with one clear line.
+
+    ``path`` may also be a ``.safetensors`` file, a Hub folder or ``hf-hub:ORG/NAME[@REV]`` (:mod:`nin.hub`).
+    """
+    from nin.hub.resolve import resolve_model_file
+
+    path = resolve_model_file(path)  # hf-hub:ORG/NAME and Hub folders -> their model.safetensors
     if not path.exists():
         raise CheckpointError(
             f"checkpoint {path} does not exist; train one with `nin train --out DIR` "
@@ -106,6 +111,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} is a folder, not a file{hint}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes): the file was not written completely")
+    from nin.hub.safetensors_io import is_safetensors, load_safetensors
+
+    if is_safetensors(path):  # read without unpickling, whatever the suffix
+        return load_safetensors(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
