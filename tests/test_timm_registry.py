@@ -4,7 +4,6 @@ inference.py on a folder of images."""
 
 import hashlib
 import http.server
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,6 @@ timm = pytest.importorskip(
     "timm", reason="timm is not installed in this venv: `make test-timm` runs these in .venv-timm"
 )
 from PIL import Image  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 
 from _tiny import tiny_cfg  # noqa: E402
 from nin.data.preprocess import preprocessor_from_state  # noqa: E402
@@ -72,14 +70,10 @@ def test_a_failing_registration_warns_and_leaves_timm_working():
 
 # --- a tiny trained checkpoint and the files a nin export writes ------------------------------------------------
 def write_nin_safetensors(ckpt: dict, path) -> None:
-    """The nin safetensors file of the shared contract (model keys + ``preprocess.*`` tensors, the rest as JSON
-    metadata), written by hand so these tests stand alone."""
-    tensors = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
-    prep = ckpt["preprocess"]
-    tensors.update({f"preprocess.{k}": v.contiguous() for k, v in prep.get("tensors", {}).items()})
-    meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "resume")}
-    meta["preprocess"] = {"name": prep["name"], "options": prep.get("options", {})}
-    save_file(tensors, str(path), metadata={"format": "pt", "nin": json.dumps(meta)})
+    """nin's own safetensors writer (the file of the shared contract)."""
+    from nin.hub.safetensors_io import save_safetensors
+
+    save_safetensors(ckpt, path)
 
 
 def timm_stats(ckpt: dict) -> tuple[list[float], list[float]]:
@@ -89,31 +83,10 @@ def timm_stats(ckpt: dict) -> tuple[list[float], list[float]]:
 
 
 def write_hub_folder(ckpt: dict, folder) -> None:
-    folder.mkdir()
-    write_nin_safetensors(ckpt, folder / "model.safetensors")
-    spec, k = ckpt["model"], len(ckpt["classes"])
-    mean, std = timm_stats(ckpt)
-    inp = ckpt["input"]
-    config = {
-        "architecture": spec["name"],
-        "num_classes": k,
-        "num_features": k,
-        "label_names": ckpt["classes"],
-        "model_args": {n: v for n, v in spec["options"].items() if n not in ("num_classes", "in_channels")},
-        "pretrained_cfg": {
-            "input_size": [inp["channels"], inp["height"], inp["width"]],
-            "mean": mean,
-            "std": std,
-            "interpolation": "bilinear",
-            "crop_pct": 1.0,
-            "crop_mode": "center",
-            "num_classes": k,
-            "first_conv": "mlpconv1.conv1",
-            "classifier": "mlpconv3.cccp6",
-        },
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "labels.json").write_text(json.dumps(ckpt["classes"]))
+    """The folder ``nin export --hub`` writes (model.safetensors, config.json, README.md, labels.json)."""
+    from nin.hub.folder import export_hub_folder
+
+    export_hub_folder(ckpt, folder, repo_id="nin-test/tiny")
 
 
 @pytest.fixture(scope="module")
