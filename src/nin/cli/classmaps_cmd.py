@@ -17,7 +17,11 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", type=Path, help="a .pt file written by `nin train` (a GAP model), or its .onnx export")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="a GAP model: a .pt or .safetensors checkpoint, a Hub folder, hf-hub:ORG/NAME[@REV], or an .onnx export",
+    )
     p.add_argument(
         "images", nargs="*", type=Path, metavar="IMAGE", help="image files to explain (PNG, JPEG, GIF, BMP, ...)"
     )

@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "checkpoint",
         type=Path,
-        help="a .pt file written by `nin train` / `nin import`, or an .onnx file from `nin export`",
+        help="a .pt or .safetensors checkpoint, a Hub folder, hf-hub:ORG/NAME[@REV], or an .onnx export",
     )
     p.add_argument("--dataset", default=None, help="dataset name (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default=None, help="split to evaluate (default: the config's test split)")

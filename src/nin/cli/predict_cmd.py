@@ -27,7 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "exit status: 0 every file classified; 1 finished, but some rows are errors (see the error column); "
         "2 usage or configuration error, nothing predicted. Details: docs/batch-predict.md"
     )
-    p.add_argument("checkpoint", type=Path, help="a .pt checkpoint or an .onnx file from `nin export` (fp32 or int8)")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="a .pt or .safetensors checkpoint, a Hub folder, hf-hub:ORG/NAME[@REV], or an .onnx file (fp32 or int8)",
+    )
     p.add_argument(
         "paths",
         nargs="+",

@@ -10,7 +10,11 @@ from nin.cli.options import add_precision
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", type=Path, help="a .pt checkpoint or an .onnx file from `nin export`")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="a .pt or .safetensors checkpoint, a Hub folder, hf-hub:ORG/NAME[@REV], or an .onnx file",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model (default: 1)")
