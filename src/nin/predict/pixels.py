@@ -79,6 +79,8 @@ def _open_fast(path: str, draft: tuple[int, int] | None) -> Image.Image | None:
         return None
     try:
         prefix = f.read(16)
+        if not all(fmt in Image.OPEN for fmt in FAST_FORMATS):
+            Image.preinit()  # imports Pillow's common plugins, as Image.open does on its first call
         for fmt in FAST_FORMATS:
             factory, accept = Image.OPEN[fmt]
             if accept(prefix):
