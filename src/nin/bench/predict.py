@@ -137,7 +137,7 @@ def draft_effect(predictor: Predictor, files: list[str], limit: int = 64) -> dic
     }
 
 
-def _measure_folder(predictor: Predictor, folder: str, batch: int, workers: int, opts: PredictBenchOptions) -> dict:
+def _measure_folder(predictor: Predictor, folder: str, batch: int, workers: int | None, opts) -> dict:
     """All variants, the bare forward before each, and the per-image loop, over ``opts.rounds`` rounds."""
     files = list(expand_inputs([folder]))
     good, stacked = _decodable(predictor, files)
@@ -147,10 +147,14 @@ def _measure_folder(predictor: Predictor, folder: str, batch: int, workers: int,
         v: {"batch": [], "batch_wall": [], "bare_forward": []} for v in opts.variants
     }
     loop: list[float] = []
+    used: dict[str, int] = {}
     summary = None
     for _ in range(opts.rounds):  # everything back to back, so each round's ratios share one state of the machine
         for name in opts.variants:
             kw = {"workers": workers, **VARIANTS[name]}
+            if kw["workers"] is None:
+                kw["workers"] = default_workers(kw.get("overlap", False))
+            used[name] = kw["workers"]
             runs[name]["bare_forward"].append(_bare_forward_img_s(predictor, stacked, batch))
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
@@ -162,6 +166,7 @@ def _measure_folder(predictor: Predictor, folder: str, batch: int, workers: int,
     for name, s in runs.items():
         frac = [b / f for b, f in zip(s["batch"], s["bare_forward"])]
         variants[name] = {
+            "workers": used[name],
             "batch_img_s": statistics.median(s["batch"]),
             "batch_wall_img_s": statistics.median(s["batch_wall"]),
             "bare_forward_img_s": statistics.median(s["bare_forward"]),
@@ -207,7 +212,7 @@ def run_predict_bench(opts: PredictBenchOptions) -> dict:
         predictor = Predictor.from_checkpoint(opts.checkpoint, device=opts.device, precision=opts.precision)
     else:
         predictor = quickstart_predictor(opts.device, opts.precision)
-    workers = default_workers() if opts.workers is None else opts.workers
+    workers = opts.workers  # None: each variant's default (one per core; one less beside the model)
     result = _measure_folder(predictor, opts.folder, opts.batch_size, workers, opts)
     ratios = {"small": result["batch_frac_of_bare"]}
     if opts.photos is not None:

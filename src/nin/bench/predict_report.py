@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 LABELS = {
-    "processes": "decode in worker processes + main, between batches",
-    "threads": "decode in worker threads + main, between batches",
+    "processes": "worker processes decode between batches",
+    "threads": "worker threads decode between batches",
     "main": "decode in the main thread, between batches",
     "overlap": "worker processes decode ahead, beside the model",
     "threads_overlap": "worker threads decode ahead, beside the model",
@@ -12,22 +12,22 @@ LABELS = {
 }
 
 
-def _block(r: dict, workers: int) -> list[str]:
+def _block(r: dict) -> list[str]:
     lines = [
-        f"{r['folder']}: {r['model']}, {r['files']:,} files ({r['error_rows']} error rows), batch {r['batch_size']}, "
-        f"{workers} decoding workers",
+        f"{r['folder']}: {r['model']}, {r['files']:,} files ({r['error_rows']} error rows), batch {r['batch_size']}",
         "",
-        f"{'batch path (nin predict --out)':<52} {'img/s':>8} {'whole call':>10} {'bare fwd':>9} {'/ bare':>7}",
-        f"{'-' * 52} {'-' * 8} {'-' * 10} {'-' * 9} {'-' * 7}",
+        f"{'batch path (nin predict --out)':<52} {'workers':>7} {'img/s':>8} {'whole call':>10} {'bare fwd':>9} "
+        f"{'/ bare':>7}",
+        f"{'-' * 52} {'-' * 7} {'-' * 8} {'-' * 10} {'-' * 9} {'-' * 7}",
     ]
     for name, v in r["variants"].items():
         rounds = ", ".join(f"{100 * f:.0f}" for f in v["frac_of_bare_per_round"])
         lines.append(
-            f"{LABELS.get(name, name):<52} {v['batch_img_s']:>8,.0f} {v['batch_wall_img_s']:>10,.0f} "
+            f"{LABELS.get(name, name):<52} {v['workers']:>7} {v['batch_img_s']:>8,.0f} {v['batch_wall_img_s']:>10,.0f} "
             f"{v['bare_forward_img_s']:>9,.0f} {100 * v['frac_of_bare']:>6.0f}%  (rounds: {rounds})"
         )
     lines.append(
-        f"{'per-image Predictor.predict loop':<52} {r['per_image_loop_img_s']:>8,.0f}"
+        f"{'per-image Predictor.predict loop':<52} {'':>7} {r['per_image_loop_img_s']:>8,.0f}"
         + (f"  ({r['loop_files']:,} files)" if r["loop_files"] != r["files"] else "")
     )
     lines.append(
@@ -51,10 +51,10 @@ def format_predict(r: dict) -> str:
         f"nin bench --predict — {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads; {flags}); "
         f"torch {m['torch']}; load average {r['load_avg_start']} -> {r['load_avg_end']}; {s['rounds']} rounds, medians",
         "",
-        *_block(r, s["workers"]),
+        *_block(r),
     ]
     if "photos" in r:
-        lines += ["", *_block(r["photos"], s["workers"])]
+        lines += ["", *_block(r["photos"])]
     ratios = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["ratios"].items())
     lines += ["", f"batch path / bare forward: {ratios}"]
     return "\n".join(lines)

@@ -8,8 +8,8 @@ which threads would run one at a time) or threads (Pillow and torch release the 
 
 When decoding runs, and on which cores, is the ``overlap`` choice:
 
-- ``overlap=False`` (the default on a CPU): decoding runs between forward passes, spread over the workers and
-  the main thread. On a CPU the model's threads already use every core; a decoder running beside them takes a
+- ``overlap=False`` (the default on a CPU): decoding runs between forward passes, spread over the workers (one
+  per core by default). On a CPU the model's threads already use every core; a decoder running beside them takes a
   core from one of its threads, and the other waits for it at the end of every layer, so running the two
   together costs more than running them one after the other at full width (measured: docs/batch-predict.md).
 - ``overlap=True`` (the default on a GPU): the workers decode ``prefetch`` chunks ahead while the model runs.
@@ -74,9 +74,9 @@ def chunks(items: Iterable[tuple[int, str]], size: int) -> Iterator[Chunk]:
         yield current
 
 
-def default_workers() -> int:
-    """Decoding processes by default: one per core but one (the main thread decodes too), at least 1, at most 8."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+def default_workers(overlap: bool = False) -> int:
+    """Decoding workers by default: one per core between batches; one per core but one beside the model; 1 to 8."""
+    return max(1, min(8, (os.cpu_count() or 2) - (1 if overlap else 0)))
 
 
 def _finish(chunk: Chunk, slot: torch.Tensor, errors: list[str]) -> DecodedChunk:
@@ -116,7 +116,7 @@ def decoded_chunks(
     Args:
         host: a backend-less Predictor (its preprocessing and input shape; see ``engine.host_side``).
         stream: the chunks, consumed lazily.
-        workers: decoding processes or threads besides the main thread (0: the main thread alone).
+        workers: decoding processes or threads (0: the main thread decodes, alone).
         batch_size: the largest chunk: the size of the batch buffers.
         pool: ``processes`` or ``threads``.
         overlap: decode ahead while the model runs (``prefetch`` chunks), instead of between its batches.
@@ -143,20 +143,23 @@ def decoded_chunks(
         if overlap:
             yield from _ahead(workers_pool, it, ring)
         else:
-            yield from _between(workers_pool, it, ring, host, draft, workers)
+            yield from _between(workers_pool, it, ring, workers)
 
 
-def _between(pool: Pool, it: Iterator[Chunk], ring: list[torch.Tensor], host, draft, workers: int):
-    """Each chunk split over the workers and the main thread, decoded while the model waits."""
+def _between(pool: Pool, it: Iterator[Chunk], ring: list[torch.Tensor], workers: int):
+    """Each chunk split over the workers, decoded while the model waits, so that decoding has every core.
+
+    The main thread only waits: its torch operations (the ImageNet recipe resizes with torch) would run on the
+    model's thread pool, whose threads then wait on each other at every operation while the workers hold the
+    cores (measured 10x slower per photo on a busy machine).
+    """
     slot = ring[0]
     for chunk in it:
         errors = [""] * len(chunk.paths)
-        mine, *theirs = _pieces(len(chunk.paths), workers + 1)
-        for start, stop in theirs:
+        pieces = _pieces(len(chunk.paths), workers)
+        for start, stop in pieces:
             pool.submit(0, start, chunk.paths[start:stop])
-        for j in range(*mine):
-            errors[j] = decode_into(host, chunk.paths[j], slot[j], draft)
-        for _ in theirs:
+        for _ in pieces:
             _, start, errs = pool.result()
             errors[start : start + len(errs)] = errs
         yield _finish(chunk, slot, errors)

@@ -36,15 +36,29 @@ class Predictor(Protocol):
     def top_k(self, probs: torch.Tensor, k: int = 5) -> list[Prediction]: ...
 
 
+def decode_ahead(predictor: Predictor, overlap: bool | None) -> bool:
+    """Whether decoding runs beside the model (``overlap``; ``None``: when the model is on a GPU)."""
+    if overlap is not None:
+        return bool(overlap)
+    device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
+    return device is not None and device.type == "cuda"
+
+
 def check_options(
-    predictor: Predictor, batch_size: int, workers: int | None, top_k: int, cam_box: bool, pool: str = "processes"
+    predictor: Predictor,
+    batch_size: int,
+    workers: int | None,
+    top_k: int,
+    cam_box: bool,
+    pool: str = "processes",
+    overlap: bool | None = None,
 ) -> int:
     """Validate the batch options (one-line errors); returns the worker count to use."""
     for name, value in (("batch_size", batch_size), ("top_k", top_k)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     if workers is None:
-        workers = default_workers()
+        workers = default_workers(decode_ahead(predictor, overlap))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"workers must be 0 (decode in this process) or more, got {workers!r}")
     if pool not in POOLS:
@@ -106,15 +120,16 @@ def predict_batches(
     """The rows of ``(index, path)`` pairs (increasing indices, gaps allowed), one list per batch.
 
     Batches are formed by ``index // batch_size`` (see :func:`nin.predict.decode.chunks`) and decoded by
-    ``workers`` processes or threads (``pool``) and the main thread, into reused batch buffers. ``overlap``:
+    ``workers`` processes or threads (``pool``; ``None``: see :func:`nin.predict.decode.default_workers`) into
+    reused batch buffers. ``overlap``:
     decode ahead while the model runs (``None``: on a GPU; on a CPU decoding runs between batches, see
     :mod:`nin.predict.decode`). ``jpeg_draft``: decode large JPEGs at a reduced scale (changes pixels; see
     :mod:`nin.predict.pixels`). The options are checked here, before the first batch is asked for.
     """
-    workers = check_options(predictor, batch_size, workers, top_k, cam_box, pool)
+    workers = check_options(predictor, batch_size, workers, top_k, cam_box, pool, overlap)
     device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
     gpu = device is not None and device.type == "cuda"
-    ahead = gpu if overlap is None else bool(overlap)
+    ahead = decode_ahead(predictor, overlap)
 
     def batches() -> Iterator[list[PredictionRow]]:
         stream = chunks(items, batch_size)

@@ -139,7 +139,7 @@ def predict_to_file(
         inputs: image paths in input order (see :func:`nin.predict.inputs.expand_inputs`); streamed.
         out: the results file.
         batch_size: images per forward pass (and per part file).
-        workers: decoding processes or threads (``None``: one per core but one, at most 8; 0: this thread only).
+        workers: decoding processes or threads (``None``: one per core, at most 8; 0: this thread only).
         top_k: classes per row (capped at the class count).
         cam_box: add the top class's CAM box.
         resume: skip the paths already in ``out`` or in the journal of an interrupted run.
@@ -155,7 +155,9 @@ def predict_to_file(
     output_format(out)
     columns = Columns(min(top_k, len(predictor.classes)), cam_box)
     model = predictor.info.sha256 or predictor.info.name
-    workers = check_options(predictor, batch_size, workers, top_k, cam_box, pool)  # on every rank, before the disk
+    workers = check_options(
+        predictor, batch_size, workers, top_k, cam_box, pool, overlap
+    )  # every rank, before the disk
     run = _agree_on_run(out, columns, model, resume, overwrite, ctx)
     folder = parts.parts_dir(out)
     base_done = parts.DoneSet(r["path"] for r in _base_records(out, resume))
