@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="--predict: first write N embedded MNIST digits (PNG, nested folders) and two broken files into DIR",
     )
     p.add_argument(
-        "--workers", type=int, default=None, help="--predict: decoding processes or threads (default: cores - 1)"
+        "--workers", type=int, default=None, help="--predict: decoding processes or threads (default: one per core)"
     )
     p.add_argument(
         "--variants",

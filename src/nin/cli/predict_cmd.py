@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_precision(p)
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.add_argument(
-        "--workers", type=int, default=None, help="decoding processes (default: one per core but one; 0: none)"
+        "--workers", type=int, default=None, help="decoding processes (default: one per core; 0: none)"
     )
     p.add_argument(
         "--decode",
