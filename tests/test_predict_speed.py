@@ -228,3 +228,28 @@ def test_a_decoding_process_that_dies_ends_the_run_with_an_error(grey):
             pool.result()
     finally:
         pool.close()
+
+
+def test_nin_predict_gives_the_same_file_with_threads_and_with_jpeg_draft_on_small_files(tmp_path, capsys):
+    from fixtures.serve.builders import save_ckpt
+    from nin.cli import main
+
+    ckpt = str(save_ckpt(tmp_path / "m.pt"))
+    root = tmp_path / "imgs"
+    write_digits(root, 20, mixed=True)  # JPEGs among them, all far under twice 28x28: draft leaves them alone
+    write_broken(root / "class0")
+    outs = {}
+    for name, extra in {
+        "main": ["--workers", "0"],
+        "processes": ["--workers", "2"],
+        "threads": ["--workers", "2", "--decode", "threads"],
+        "draft": ["--workers", "1", "--jpeg-draft"],
+    }.items():
+        outs[name] = tmp_path / f"{name}.csv"
+        assert main(["predict", ckpt, str(root), "--out", str(outs[name]), "--batch-size", "8", *extra]) == 1
+    want = outs["main"].read_bytes()
+    assert all(p.read_bytes() == want for p in outs.values())
+    assert want.count(b"\n") == 23  # header, 20 rows, 2 error rows
+    with pytest.raises(SystemExit) as info:
+        main(["predict", ckpt, str(root), "--decode", "fibres"])
+    assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
