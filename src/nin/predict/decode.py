@@ -17,6 +17,7 @@ When decoding runs, and on which cores, is the ``overlap`` choice:
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -134,6 +135,10 @@ def decoded_chunks(
     if shared:
         ring = [t.share_memory_() for t in ring]
     it = iter(stream)
+    first = next(it, None)
+    if first is None:  # nothing to do (say, a resumed run that is complete): no workers started
+        return
+    it = itertools.chain([first], it)
     if workers == 0:
         for chunk in it:
             errors = [decode_into(host, p, ring[0][j], draft) for j, p in enumerate(chunk.paths)]
