@@ -4,14 +4,15 @@ The main process streams ``(index, path)`` pairs and groups them into chunks of 
 Each chunk is decoded straight into a slot of a small ring of batch tensors allocated once (shared memory for
 worker processes, page-locked for a CUDA device): no tensor per image, no stacking, no batch copied between
 processes. Workers (:mod:`nin.predict.pool`) are processes (the default: a small PNG's decode is mostly Python,
-which threads would run one at a time) or threads (Pillow and torch release the GIL while they decode and resize).
+which threads would run one at a time) or threads (Pillow and torch release the GIL while they decode and resize:
+the better choice for large JPEGs, measured in docs/batch-predict.md).
 
 When decoding runs, and on which cores, is the ``overlap`` choice:
 
 - ``overlap=False`` (the default on a CPU): decoding runs between forward passes, spread over the workers (one
-  per core by default). On a CPU the model's threads already use every core; a decoder running beside them takes a
-  core from one of its threads, and the other waits for it at the end of every layer, so running the two
-  together costs more than running them one after the other at full width (measured: docs/batch-predict.md).
+  per core by default). On a CPU the model's threads already use every core; decoding between its batches
+  never makes a decoder and a model thread share a core (on a 2-core machine both schedules measured the
+  same: docs/batch-predict.md).
 - ``overlap=True`` (the default on a GPU): the workers decode ``prefetch`` chunks ahead while the model runs.
 """
 
