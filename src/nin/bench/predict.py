@@ -1,14 +1,21 @@
 """``nin bench --predict DIR``: the batch prediction path against its compute bound and a per-image loop.
 
 Three ways to classify the same files, measured in one run, rounds interleaved so that a change in the
-machine's load hits all three alike:
+machine's load hits all alike:
 
-- **batch path**: ``predict_to_file`` (what ``nin predict CKPT DIR --out preds.csv`` runs): walk, decode in
-  worker processes, batched forward, a part file per batch, the final merge. Its img/s excludes the start-up
-  (model warm-up, workers starting, the first batch); the wall time of the whole call is reported too.
-- **bare forward**: the model alone on images decoded and normalised beforehand, same batch size and
-  precision: the compute bound of the batch path.
+- **batch path**: ``predict_to_file`` (what ``nin predict CKPT DIR --out preds.csv`` runs): walk, decode,
+  batched forward, a part file per batch, the final merge; in each of the ``variants`` asked for (decoding in
+  worker ``processes`` or ``threads``, in the ``main`` thread alone, ``overlap``-ped with the forward, with
+  JPEG ``draft``). Its img/s excludes the start-up (model warm-up, workers starting, the first batch); the wall
+  time of the whole call is reported too.
+- **bare forward**: the model alone on images decoded and normalised beforehand, in the slices
+  ``Predictor.run`` cuts, same precision: the compute bound. It is measured right before each variant in each
+  round, and each ratio is the variant's img/s over that bare forward's.
 - **per-image loop**: ``Predictor.predict(path)`` on each file, the way a user's Python loop would do it.
+
+With ``photos`` a second folder of large JPEGs runs the same way through an ImageNet-size NIN; the result then
+holds both image kinds (``ratios``). With ``draft`` among the variants the effect of JPEG draft on the pixels
+and the probabilities is measured on the same files (``draft_effect``).
 """
 
 from __future__ import annotations
@@ -22,12 +29,27 @@ from pathlib import Path
 
 import torch
 
+from nin.bench.predict_folders import photo_predictor, quickstart_predictor, write_digit_folder, write_photo_folder
+from nin.bench.predict_report import format_predict
 from nin.bench.runner import load_average
 from nin.errors import ConfigError
 from nin.predict import expand_inputs, predict_to_file
 from nin.predict.decode import default_workers
+from nin.predict.pixels import decode_into, draft_size
 from nin.serve.predictor import Predictor
 from nin.train.runtime import machine_info
+
+__all__ = ["PredictBenchOptions", "format_predict", "run_predict_bench", "write_digit_folder", "write_photo_folder"]
+
+# Variant name -> predict_to_file options (workers aside).
+VARIANTS: dict[str, dict] = {
+    "processes": {"pool": "processes"},
+    "threads": {"pool": "threads"},
+    "main": {"pool": "processes", "workers": 0},
+    "overlap": {"pool": "processes", "overlap": True},
+    "threads_overlap": {"pool": "threads", "overlap": True},
+    "draft": {"pool": "processes", "jpeg_draft": True},
+}
 
 
 @dataclass(frozen=True)
@@ -40,39 +62,9 @@ class PredictBenchOptions:
     precision: str = "fp32"
     rounds: int = 2
     loop_limit: int = 0  # files for the per-image loop (0: all)
-
-
-def write_digit_folder(folder: str | Path, n: int) -> int:
-    """``n`` embedded MNIST digits as PNG files in nested folders (``label/shard/``) and two broken files."""
-    from PIL import Image
-
-    from nin.data.embedded import load_embedded_mnist
-
-    data = load_embedded_mnist("all")
-    root = Path(folder)
-    for i in range(n):
-        j = (i * 7919) % len(data.labels)  # a prime stride: every class early on (the file is sorted by class)
-        sub = root / str(int(data.labels[j])) / f"{i // 1000:03d}"
-        sub.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(data.images[j, 0].numpy()).save(sub / f"{i:07d}.png")
-    (root / "broken").mkdir(parents=True, exist_ok=True)
-    (root / "broken" / "truncated.png").write_bytes((sub / f"{n - 1:07d}.png").read_bytes()[:40])
-    (root / "broken" / "not-an-image.jpg").write_text("a text file with an image suffix\n")
-    return n + 2
-
-
-def _quickstart_predictor(device: str, precision: str) -> Predictor:
-    from nin.data.embedded import DIGITS, load_embedded_mnist
-    from nin.data.preprocess import build_preprocessor
-    from nin.models import build_model
-    from nin.train.checkpoint import make_checkpoint
-
-    torch.manual_seed(0)
-    opts = {"batch_norm": True, "init": "kaiming"}
-    net = build_model("nin_mnist", **opts).eval()
-    pre = build_preprocessor("mean_std").fit(load_embedded_mnist("train").images)
-    ckpt = make_checkpoint("nin_mnist", opts, net, pre.state_dict(), DIGITS, (1, 28, 28))
-    return Predictor.from_checkpoint_dict(ckpt, device=device, precision=precision)
+    variants: tuple[str, ...] = ("processes", "threads")
+    photos: str | None = None  # a second folder, of large JPEGs, through an untrained ImageNet NIN
+    photo_batch_size: int = 64
 
 
 def _bare_forward_img_s(predictor: Predictor, pixels: torch.Tensor, batch: int) -> float:
@@ -107,16 +99,7 @@ def _loop_img_s(predictor: Predictor, files: list[str]) -> float:
     return len(files) / (time.perf_counter() - t0)
 
 
-def run_predict_bench(opts: PredictBenchOptions) -> dict:
-    """Measure the three ways on the files under ``opts.folder``; returns figures, ratios and the machine."""
-    if not Path(opts.folder).is_dir():
-        raise ConfigError(f"--predict {opts.folder} is not a folder; add --write-digits N to create one")
-    load_start = load_average()
-    if opts.checkpoint:
-        predictor = Predictor.from_checkpoint(opts.checkpoint, device=opts.device, precision=opts.precision)
-    else:
-        predictor = _quickstart_predictor(opts.device, opts.precision)
-    files = list(expand_inputs([opts.folder]))
+def _decodable(predictor: Predictor, files: list[str]) -> tuple[list[str], torch.Tensor]:
     good, pixels = [], []
     for f in files:
         try:
@@ -125,64 +108,122 @@ def run_predict_bench(opts: PredictBenchOptions) -> dict:
         except Exception:  # the broken files have no pixels; the batch path gives them error rows
             continue
     if not good:
-        raise ConfigError(f"no image under {opts.folder} could be decoded")
-    stacked = torch.stack(pixels)
-    loop_files = good[: opts.loop_limit] if opts.loop_limit else good
-    workers = default_workers() if opts.workers is None else opts.workers
-    predictor.predict(good[0])  # warm-up of the model (the batch path warms itself on its first batch)
-    samples: dict[str, list[float]] = {"batch": [], "batch_wall": [], "bare_forward": [], "per_image_loop": []}
-    summary = None
-    for _ in range(opts.rounds):  # the three back to back, so each round's ratios share one state of the machine
-        samples["bare_forward"].append(_bare_forward_img_s(predictor, stacked, opts.batch_size))
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            summary = predict_to_file(
-                predictor, iter(files), Path(tmp) / "preds.csv", batch_size=opts.batch_size, workers=workers
-            )
-            samples["batch_wall"].append(summary.rows / (time.perf_counter() - t0))
-            samples["batch"].append(summary.img_s)
-        samples["per_image_loop"].append(_loop_img_s(predictor, loop_files))
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    frac = [b / f for b, f in zip(samples["batch"], samples["bare_forward"])]
-    vs_loop = [b / lp for b, lp in zip(samples["batch"], samples["per_image_loop"])]
+        raise ConfigError("no image in the folder could be decoded")
+    return good, torch.stack(pixels)
+
+
+def draft_effect(predictor: Predictor, files: list[str], limit: int = 64) -> dict:
+    """JPEG draft against the exact decode on up to ``limit`` files: pixels (0-255) and probabilities."""
+    shape = predictor.input_shape
+    size = draft_size(predictor.preprocessor, shape)
+    sample = [f for f in files if f.lower().endswith((".jpg", ".jpeg"))][:limit]
+    exact = torch.empty((len(sample), *shape), dtype=torch.uint8)
+    drafted = torch.empty_like(exact)
+    for j, f in enumerate(sample):
+        decode_into(predictor, f, exact[j])
+        decode_into(predictor, f, drafted[j], size)
+    if not sample or size is None:
+        return {"files": len(sample), "changed": 0}
+    diff = (exact.float() - drafted.float()).abs()
+    p_exact = torch.softmax(predictor.run(exact)[0], dim=1)
+    p_draft = torch.softmax(predictor.run(drafted)[0], dim=1)
     return {
-        "settings": {**dataclasses.asdict(opts), "workers": workers},
+        "files": len(sample),
+        "changed": int((diff.flatten(1).amax(1) > 0).sum()),
+        "pixel_mean_abs": float(diff.mean()),
+        "pixel_max_abs": float(diff.max()),
+        "prob_max_abs": float((p_exact - p_draft).abs().max()),
+        "top1_agree": float((p_exact.argmax(1) == p_draft.argmax(1)).float().mean()),
+    }
+
+
+def _measure_folder(predictor: Predictor, folder: str, batch: int, workers: int | None, opts) -> dict:
+    """All variants, the bare forward before each, and the per-image loop, over ``opts.rounds`` rounds."""
+    files = list(expand_inputs([folder]))
+    good, stacked = _decodable(predictor, files)
+    loop_files = good[: opts.loop_limit] if opts.loop_limit else good
+    predictor.predict(good[0])  # warm-up of the model (the batch path warms itself on its first batch)
+    runs: dict[str, dict[str, list[float]]] = {
+        v: {"batch": [], "batch_wall": [], "bare_forward": []} for v in opts.variants
+    }
+    loop: list[float] = []
+    used: dict[str, int] = {}
+    summary = None
+    for _ in range(opts.rounds):  # everything back to back, so each round's ratios share one state of the machine
+        for name in opts.variants:
+            kw = {"workers": workers, **VARIANTS[name]}
+            if kw["workers"] is None:
+                kw["workers"] = default_workers(kw.get("overlap", False))
+            used[name] = kw["workers"]
+            runs[name]["bare_forward"].append(_bare_forward_img_s(predictor, stacked, batch))
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                summary = predict_to_file(predictor, iter(files), Path(tmp) / "preds.csv", batch_size=batch, **kw)
+                runs[name]["batch_wall"].append(summary.rows / (time.perf_counter() - t0))
+                runs[name]["batch"].append(summary.img_s)
+        loop.append(_loop_img_s(predictor, loop_files))
+    variants = {}
+    for name, s in runs.items():
+        frac = [b / f for b, f in zip(s["batch"], s["bare_forward"])]
+        variants[name] = {
+            "workers": used[name],
+            "batch_img_s": statistics.median(s["batch"]),
+            "batch_wall_img_s": statistics.median(s["batch_wall"]),
+            "bare_forward_img_s": statistics.median(s["bare_forward"]),
+            "frac_of_bare": statistics.median(frac),  # the median of the per-round ratios
+            "frac_of_bare_per_round": frac,
+            "vs_loop": statistics.median(b / lp for b, lp in zip(s["batch"], loop)),
+            "samples": s,
+        }
+    main = runs[opts.variants[0]]
+    out = {
+        "folder": folder,
         "model": predictor.describe(),
+        "batch_size": batch,
         "files": len(files),
         "error_rows": summary.failed,
         "loop_files": len(loop_files),
-        "batch_img_s": med["batch"],
-        "batch_wall_img_s": med["batch_wall"],
-        "bare_forward_img_s": med["bare_forward"],
-        "per_image_loop_img_s": med["per_image_loop"],
-        "batch_frac_of_bare": statistics.median(frac),  # medians of the per-round ratios
-        "batch_vs_loop": statistics.median(vs_loop),
-        "batch_frac_of_bare_per_round": frac,
-        "samples": samples,
+        "default_variant": opts.variants[0],
+        "batch_img_s": variants[opts.variants[0]]["batch_img_s"],
+        "batch_wall_img_s": variants[opts.variants[0]]["batch_wall_img_s"],
+        "bare_forward_img_s": variants[opts.variants[0]]["bare_forward_img_s"],
+        "per_image_loop_img_s": statistics.median(loop),
+        "batch_frac_of_bare": variants[opts.variants[0]]["frac_of_bare"],
+        "batch_vs_loop": variants[opts.variants[0]]["vs_loop"],
+        "batch_frac_of_bare_per_round": variants[opts.variants[0]]["frac_of_bare_per_round"],
+        "variants": variants,
+        "samples": {**main, "per_image_loop": loop},
+    }
+    if "draft" in opts.variants:
+        out["draft_effect"] = draft_effect(predictor, good)
+    return out
+
+
+def run_predict_bench(opts: PredictBenchOptions) -> dict:
+    """Measure the ways on the files under ``opts.folder`` (and ``opts.photos``); figures, ratios and the machine."""
+    for folder in (opts.folder, opts.photos):
+        if folder is not None and not Path(folder).is_dir():
+            raise ConfigError(f"--predict/--photos {folder} is not a folder; add --write-digits/--write-photos N")
+    unknown = [v for v in opts.variants if v not in VARIANTS]
+    if unknown or not opts.variants:
+        raise ConfigError(f"--variants: {', '.join(unknown) or 'none given'}; choose from {', '.join(VARIANTS)}")
+    load_start = load_average()
+    if opts.checkpoint:
+        predictor = Predictor.from_checkpoint(opts.checkpoint, device=opts.device, precision=opts.precision)
+    else:
+        predictor = quickstart_predictor(opts.device, opts.precision)
+    workers = opts.workers  # None: each variant's default (one per core; one less beside the model)
+    result = _measure_folder(predictor, opts.folder, opts.batch_size, workers, opts)
+    ratios = {"small": result["batch_frac_of_bare"]}
+    if opts.photos is not None:
+        photos = photo_predictor(opts.device, opts.precision)
+        result["photos"] = _measure_folder(photos, opts.photos, opts.photo_batch_size, workers, opts)
+        ratios["photos"] = result["photos"]["batch_frac_of_bare"]
+    return {
+        "settings": {**dataclasses.asdict(opts), "workers": workers},
+        **result,
+        "ratios": ratios,
         "machine": machine_info(),
         "load_avg_start": load_start,
         "load_avg_end": load_average(),
     }
-
-
-def format_predict(r: dict) -> str:
-    m, s = r["machine"], r["settings"]
-    lines = [
-        f"nin bench --predict — {r['model']}, {r['files']:,} files ({r['error_rows']} error rows), "
-        f"batch {s['batch_size']}, {s['workers']} decoding workers",
-        f"{m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads); torch {m['torch']}; "
-        f"load average {r['load_avg_start']} -> {r['load_avg_end']}; {s['rounds']} rounds, medians",
-        "",
-        f"{'path':<48} {'img/s':>10}",
-        f"{'-' * 48} {'-' * 10}",
-        f"{'batch path (nin predict --out), start-up excluded':<48} {r['batch_img_s']:>10,.0f}",
-        f"{'batch path, whole call incl. start-up and merge':<48} {r['batch_wall_img_s']:>10,.0f}",
-        f"{'bare batched forward (compute bound)':<48} {r['bare_forward_img_s']:>10,.0f}",
-        f"{'per-image Predictor.predict loop':<48} {r['per_image_loop_img_s']:>10,.0f}"
-        + (f"  ({r['loop_files']:,} files)" if r["loop_files"] != r["files"] else ""),
-        "",
-        f"batch path / bare forward: {100 * r['batch_frac_of_bare']:.0f}% (per round: "
-        + ", ".join(f"{100 * f:.0f}%" for f in r["batch_frac_of_bare_per_round"])
-        + f"); batch path / per-image loop: {r['batch_vs_loop']:.2f}x (medians of the per-round ratios)",
-    ]
-    return "\n".join(lines)

@@ -62,7 +62,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="--predict: first write N embedded MNIST digits (PNG, nested folders) and two broken files into DIR",
     )
-    p.add_argument("--workers", type=int, default=None, help="--predict: decoding processes (default: cores - 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="--predict: decoding processes or threads (default: one per core)"
+    )
+    p.add_argument(
+        "--variants",
+        default="processes,threads",
+        help="--predict: batch-path variants, the first one the headline: processes, threads, main, overlap, "
+        "threads_overlap, draft (default: processes,threads)",
+    )
+    p.add_argument(
+        "--photos",
+        metavar="DIR",
+        default=None,
+        help="--predict: also a folder of large JPEGs through an untrained ImageNet NIN (224x224, Caffe preprocessing)",
+    )
+    p.add_argument(
+        "--write-photos",
+        type=int,
+        default=0,
+        metavar="N",
+        help="--predict: first write N photo-like JPEGs (--photo-size) and two broken files into --photos DIR",
+    )
+    p.add_argument("--photo-size", default="500x375", help="--predict: WxH of --write-photos (default: 500x375)")
+    p.add_argument("--photo-batch-size", type=int, default=64, help="--predict: batch for --photos (default: 64)")
     p.add_argument("--loop-limit", type=int, default=0, help="--predict: files for the per-image loop (0: all)")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -127,10 +150,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict_bench(args: argparse.Namespace) -> tuple[dict, str]:
-    from nin.bench.predict import PredictBenchOptions, format_predict, run_predict_bench, write_digit_folder
+    from nin.bench.predict import (
+        PredictBenchOptions,
+        format_predict,
+        run_predict_bench,
+        write_digit_folder,
+        write_photo_folder,
+    )
+    from nin.errors import ConfigError
 
+    try:
+        size = tuple(int(v) for v in args.photo_size.lower().split("x"))
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise ConfigError(f"--photo-size {args.photo_size}: write it WIDTHxHEIGHT, e.g. 500x375")
+    if args.write_photos and args.photos is None:
+        raise ConfigError("--write-photos needs --photos DIR, the folder to write them into")
     if args.write_digits:
         write_digit_folder(args.predict, args.write_digits)
+    if args.write_photos:
+        write_photo_folder(args.photos, args.write_photos, size)
     opts = PredictBenchOptions(
         folder=args.predict,
         checkpoint=args.checkpoint,
@@ -140,6 +180,9 @@ def _predict_bench(args: argparse.Namespace) -> tuple[dict, str]:
         precision=args.precision or "fp32",
         rounds=args.rounds,
         loop_limit=args.loop_limit,
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        photos=args.photos,
+        photo_batch_size=args.photo_batch_size,
     )
     result = run_predict_bench(opts)
     return result, format_predict(result)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import torch
 
 from nin.errors import ConfigError
-from nin.predict.decode import DecodedChunk, chunks, decoded_chunks, default_workers
+from nin.predict.decode import POOLS, DecodedChunk, chunks, decoded_chunks, default_workers
 from nin.predict.rows import Prediction, PredictionRow
 
 
@@ -36,15 +36,33 @@ class Predictor(Protocol):
     def top_k(self, probs: torch.Tensor, k: int = 5) -> list[Prediction]: ...
 
 
-def check_options(predictor: Predictor, batch_size: int, workers: int | None, top_k: int, cam_box: bool) -> int:
+def decode_ahead(predictor: Predictor, overlap: bool | None) -> bool:
+    """Whether decoding runs beside the model (``overlap``; ``None``: when the model is on a GPU)."""
+    if overlap is not None:
+        return bool(overlap)
+    device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
+    return device is not None and device.type == "cuda"
+
+
+def check_options(
+    predictor: Predictor,
+    batch_size: int,
+    workers: int | None,
+    top_k: int,
+    cam_box: bool,
+    pool: str = "processes",
+    overlap: bool | None = None,
+) -> int:
     """Validate the batch options (one-line errors); returns the worker count to use."""
     for name, value in (("batch_size", batch_size), ("top_k", top_k)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     if workers is None:
-        workers = default_workers()
+        workers = default_workers(decode_ahead(predictor, overlap))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"workers must be 0 (decode in this process) or more, got {workers!r}")
+    if pool not in POOLS:
+        raise ConfigError(f"the decoding pool is one of {', '.join(POOLS)}, got {pool!r}")
     if cam_box and not predictor.has_class_maps:
         raise ConfigError(
             f"--cam-box needs class maps, and model {predictor.info.name!r} has none "
@@ -95,20 +113,38 @@ def predict_batches(
     workers: int | None = None,
     top_k: int = 5,
     cam_box: bool = False,
+    pool: str = "processes",
+    overlap: bool | None = None,
+    jpeg_draft: bool = False,
 ) -> Iterator[list[PredictionRow]]:
     """The rows of ``(index, path)`` pairs (increasing indices, gaps allowed), one list per batch.
 
-    Batches are formed by ``index // batch_size`` (see :func:`nin.predict.decode.chunks`) and decoded in
-    ``workers`` processes. The options are checked here, before the first batch is asked for.
+    Batches are formed by ``index // batch_size`` (see :func:`nin.predict.decode.chunks`) and decoded by
+    ``workers`` processes or threads (``pool``; ``None``: see :func:`nin.predict.decode.default_workers`) into
+    reused batch buffers. ``overlap``:
+    decode ahead while the model runs (``None``: on a GPU; on a CPU decoding runs between batches, see
+    :mod:`nin.predict.decode`). ``jpeg_draft``: decode large JPEGs at a reduced scale (changes pixels; see
+    :mod:`nin.predict.pixels`). The options are checked here, before the first batch is asked for.
     """
-    workers = check_options(predictor, batch_size, workers, top_k, cam_box)
+    workers = check_options(predictor, batch_size, workers, top_k, cam_box, pool, overlap)
     device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
-    pin = device is not None and device.type == "cuda"
+    gpu = device is not None and device.type == "cuda"
+    ahead = decode_ahead(predictor, overlap)
 
     def batches() -> Iterator[list[PredictionRow]]:
         stream = chunks(items, batch_size)
-        for decoded in decoded_chunks(host_side(predictor), stream, workers, pin_memory=pin):
-            yield rows_of_chunk(predictor, decoded, top_k, cam_box)
+        decoded = decoded_chunks(
+            host_side(predictor),
+            stream,
+            workers,
+            batch_size=batch_size,
+            pool=pool,
+            overlap=ahead,
+            pin_memory=gpu,
+            jpeg_draft=jpeg_draft,
+        )
+        for chunk in decoded:
+            yield rows_of_chunk(predictor, chunk, top_k, cam_box)
 
     return batches()
 

@@ -128,6 +128,9 @@ def predict_to_file(
     overwrite: bool = False,
     progress: bool = False,
     ctx: DistContext | None = None,
+    pool: str = "processes",
+    overlap: bool | None = None,
+    jpeg_draft: bool = False,
 ) -> RunSummary:
     """Predict every input path into ``out`` (``.csv``, ``.jsonl`` or ``.parquet``), one row each, in input order.
 
@@ -136,20 +139,25 @@ def predict_to_file(
         inputs: image paths in input order (see :func:`nin.predict.inputs.expand_inputs`); streamed.
         out: the results file.
         batch_size: images per forward pass (and per part file).
-        workers: decoding processes (``None``: one per core but one, at most 8; 0: decode in this process).
+        workers: decoding processes or threads (``None``: one per core, at most 8; 0: this thread only).
         top_k: classes per row (capped at the class count).
         cam_box: add the top class's CAM box.
         resume: skip the paths already in ``out`` or in the journal of an interrupted run.
         overwrite: replace an existing ``out`` (and drop an unfinished journal) instead of refusing.
         progress: a progress bar (img/s) on this rank's standard error.
         ctx: the torchrun group (see :func:`nin.predict.shard.join_group`); ``None`` for one process.
+        pool: ``processes`` or ``threads`` decode (see :func:`nin.predict.engine.predict_batches`).
+        overlap: decode ahead while the model runs (``None``: on a GPU only).
+        jpeg_draft: decode large JPEGs at a reduced scale (faster; changes pixels: not the exact preprocessing).
     """
     out = Path(out)
     ctx = ctx or DistContext()
     output_format(out)
     columns = Columns(min(top_k, len(predictor.classes)), cam_box)
     model = predictor.info.sha256 or predictor.info.name
-    workers = check_options(predictor, batch_size, workers, top_k, cam_box)  # on every rank, before the disk
+    workers = check_options(
+        predictor, batch_size, workers, top_k, cam_box, pool, overlap
+    )  # every rank, before the disk
     run = _agree_on_run(out, columns, model, resume, overwrite, ctx)
     folder = parts.parts_dir(out)
     base_done = parts.DoneSet(r["path"] for r in _base_records(out, resume))
@@ -166,7 +174,17 @@ def predict_to_file(
 
     if (len(base_done) or len(journal_done)) and ctx.is_main:
         log.info("resuming: %d rows already written", len(base_done) + len(journal_done))
-    batches = predict_batches(predictor, mine(), batch_size=batch_size, workers=workers, top_k=top_k, cam_box=cam_box)
+    batches = predict_batches(
+        predictor,
+        mine(),
+        batch_size=batch_size,
+        workers=workers,
+        top_k=top_k,
+        cam_box=cam_box,
+        pool=pool,
+        overlap=overlap,
+        jpeg_draft=jpeg_draft,
+    )
     _write_parts(batches, folder, run, columns, batch_size, ctx, progress, summary)
     shard.wait_all(ctx)
     counts = _merge(out, columns, resume, base_done) if ctx.is_main else (0, 0)
