@@ -44,7 +44,9 @@ def server(ckpt: Path, *options: str, tmp: Path):
     log = (tmp / "serve.log").open("w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "nin", "serve", str(ckpt), "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen([*cmd, *options], stdout=log, stderr=subprocess.STDOUT, env=env)
+    # Its own session, so the teardown reaches uvicorn's worker processes too (SIGKILL of the supervisor alone
+    # would leave them serving as orphans).
+    proc = subprocess.Popen([*cmd, *options], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         try:
@@ -53,8 +55,8 @@ def server(ckpt: Path, *options: str, tmp: Path):
             pytest.fail(f"{exc}\n{(tmp / 'serve.log').read_text()}")
         yield base, proc, port
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(20)
         log.close()
 
