@@ -70,8 +70,8 @@ class _Stop(Exception):
 
 
 # Share of the budget kept free (the last checkpoint write, timing noise), and the allowances for steps
-# running slower than measured: the first plan rests on a few calibration steps; the re-plans at epoch
-# ends on a whole epoch, so they need less.
+# running slower than measured: the first plan rests on a few calibration steps; the re-plans on a whole
+# epoch (at its end) or its last quarter (inside it), so they need less.
 BUDGET_MARGIN = 0.02
 SLOWDOWN_ALLOWANCE = 1.1
 REPLAN_ALLOWANCE = 1.04
@@ -80,7 +80,12 @@ CALIBRATION_STEPS, CALIBRATION_WARMUP = 20, 6
 
 @dataclass
 class _Keeper:
-    """Watches the clock during training: stops at the budget or the target, re-sizes the schedule."""
+    """Watches the clock during training: stops at the budget or the target, re-sizes the schedule.
+
+    At each epoch's end the rest of the schedule is re-planned from that epoch's speed (shorter or longer);
+    inside an epoch, every quarter of it, from the speed of the last quarter, and then only shortened: a
+    host that slows down mid-epoch (another process starting) still gets its lr to zero in time.
+    """
 
     t0: float
     budget_s: float
@@ -89,6 +94,7 @@ class _Keeper:
     replan: bool
     extra_evals: int
     ema_decay: float
+    overhead_s: float = 0.0  # evaluation + checkpoint per epoch (calibrated; then measured each epoch)
     rows: list[dict] = field(default_factory=list)
     reached: dict | None = None
     replans: list[dict] = field(default_factory=list)
@@ -112,6 +118,10 @@ class _Keeper:
             self.ema.step(self.parts.model, step)
         if now - self.t0 > self.budget_s:
             raise _Stop
+        every = max(8, self.parts.schedule.spe // 4)
+        if self.replan and len(self._stamps) % every == 0:
+            recent = self._stamps[-every:]
+            self._plan(now, (recent[-1] - recent[0]) / (every - 1), self.overhead_s, step, shorten_only=True)
 
     def on_epoch(self, row: dict) -> None:
         now = time.perf_counter()
@@ -125,19 +135,21 @@ class _Keeper:
         self._stamps, self._cycle_start = [], now
 
     def _replan(self, now: float) -> None:
-        p = self.parts
         n = len(self._stamps)
         step_s = (self._stamps[-1] - self._stamps[0]) / (n - 1)
-        overhead_s = max(0.0, (now - self._cycle_start) - n * step_s)  # evaluation, logging, checkpoint
+        self.overhead_s = max(0.0, (now - self._cycle_start) - n * step_s)  # evaluation, logging, checkpoint
+        self._plan(now, step_s, self.overhead_s, self.parts.schedule.spe * self.rows[-1]["epoch"])
+
+    def _plan(self, now: float, step_s: float, overhead_s: float, done: int, shorten_only: bool = False) -> None:
+        p = self.parts
         cost = StepCost(step_s * REPLAN_ALLOWANCE, overhead_s * REPLAN_ALLOWANCE)
         left = self.budget_s * (1 - BUDGET_MARGIN) - (now - self.t0)
-        done = p.schedule.spe * self.rows[-1]["epoch"]
         plan = plan_schedule(cost, p.schedule.spe, left, p.cfg.epochs, self.extra_evals, done_steps=done)
         before = p.schedule.total
+        if shorten_only and plan.steps >= before:
+            return
         p.schedule.retarget(plan.steps)
-        self.replans.append(
-            {"epoch": self.rows[-1]["epoch"], "step_s": round(step_s, 4), "total_before": before, "total": plan.steps}
-        )
+        self.replans.append({"step": done, "step_s": round(step_s, 4), "total_before": before, "total": plan.steps})
 
 
 def run_tta(opts: TTAOptions) -> dict:
@@ -165,7 +177,8 @@ def run_tta(opts: TTAOptions) -> dict:
     schedule: dict = {"sized_to_budget": opts.epochs is None}
     if opts.epochs is None:
         cfg, schedule = _fit_to_budget(rec, cfg, data, opts, budget_s, t0, n_views)
-    keeper = _Keeper(t0, budget_s, target, opts.stop_at_target, opts.epochs is None, n_views, rec.ema_decay)
+    overhead = schedule.get("eval_s", 0.0)
+    keeper = _Keeper(t0, budget_s, target, opts.stop_at_target, opts.epochs is None, n_views, rec.ema_decay, overhead)
 
     with tempfile.TemporaryDirectory() as tmp:
         finished = False
@@ -264,6 +277,7 @@ def _fit_to_budget(
         "epochs": plan.epochs,
         "steps": plan.steps,
         "steps_per_epoch": spe,
+        "eval_s": round(dict(costs)[model].eval_s, 3),  # with the allowance: the keeper's first overhead estimate
         "calibration": {
             n: {"step_s": round(c.step_s / SLOWDOWN_ALLOWANCE, 4), "eval_s": round(c.eval_s / SLOWDOWN_ALLOWANCE, 2)}
             for n, c in costs
