@@ -196,6 +196,8 @@ def run_tta(opts: TTAOptions) -> dict:
     rows = keeper.rows
     if finished and rows and n_views > 1 and (keeper.reached is None or not opts.stop_at_target):
         p = keeper.parts
+        # Deviation from paper: the final score averages test-time views (and, if the recipe asks, scores a
+        # weight average); the paper reports single-view scores of the last weights.
         model = keeper.ema.model if keeper.ema is not None else p.model
         acc = view_accuracy(model, data[1].images, data[1].labels, p.pre, p.rt, cfg.flip, rec.shift_px)
         rows.append({**rows[-1], "test_accuracy": acc, "since_start_s": time.perf_counter() - t0, "views": n_views})
