@@ -271,8 +271,9 @@ def _fit_to_budget(
     left = budget_s * (1 - BUDGET_MARGIN) - (time.perf_counter() - t0)
     model, plan = choose_model(costs, spe, left, max_epochs, rec.min_epochs, n_views)
     log.info("schedule sized to the budget: %s, %d steps over %d epochs", model, plan.steps, plan.epochs)
-    # Room for the re-plans at epoch ends to lengthen the schedule if the machine speeds up.
-    epochs = min(max_epochs, plan.epochs + max(1, plan.epochs // 4))
+    # Room for the re-plans at epoch ends to lengthen the schedule if the machine speeds up (a calibration
+    # taken while another process held a core can be several times too slow).
+    epochs = min(max_epochs, 4 * plan.epochs + 1)
     info = {
         "sized_to_budget": True,
         "model": model,
