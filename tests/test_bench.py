@@ -72,7 +72,7 @@ def test_tta_quick_runs(tmp_path):
     assert r["schedule"]["sized_to_budget"] and r["schedule"]["steps"] == 64 // 16  # the whole quick epoch fits
     assert "target not reached" in format_tta(r) and "sized to the budget" in format_tta(r)
     fixed = run_tta(TTAOptions(quick=True, target=0.99, budget_s=600, device="cpu", epochs=2))
-    assert fixed["epochs_run"] == 2 and fixed["schedule"] == {"sized_to_budget": False}
+    assert fixed["epochs_run"] == 2 and not fixed["schedule"]["sized_to_budget"] and not fixed["schedule"]["replans"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nin.bench.budget import Plan, StepCost, plan_schedule, time_steps
+from nin.bench.budget import Plan, StepCost, choose_model, plan_schedule, time_steps
 from nin.bench.tta import tta_config
 from nin.data.synthetic import synthetic_dataset
 from nin.errors import ConfigError
@@ -38,3 +38,38 @@ def test_time_steps_measures_the_real_loop():
     assert 0 < cost.step_s < 30 and 0 < cost.eval_s < 30
     with pytest.raises(ConfigError, match="at least 2 batches"):
         time_steps(tta_config(1, "cpu").replace(batch_size=64), data)
+
+
+def test_replan_counts_only_the_time_still_to_come():
+    cost = StepCost(step_s=1.0, eval_s=10.0)
+    # 2 of 5 epochs done (200 steps); 330 s left fit 3 more epochs with their evaluations.
+    assert plan_schedule(cost, 100, 330.0, max_epochs=5, done_steps=200) == Plan(5, 500)
+    # Only 250 s left: 3 evaluations (30 s) and 220 more steps, so the run ends 20 steps into epoch 5.
+    assert plan_schedule(cost, 100, 250.0, max_epochs=5, done_steps=200) == Plan(5, 420)
+    # No time for another step: the schedule ends where the run stands (never an error mid-run).
+    assert plan_schedule(cost, 100, 5.0, max_epochs=5, done_steps=200) == Plan(2, 200)
+
+
+def test_width_is_bought_only_with_time_left_after_min_epochs():
+    half, wide = StepCost(step_s=1.0, eval_s=10.0), StepCost(step_s=2.0, eval_s=20.0)
+    costs = [("narrow", half), ("wide", wide)]
+    # 100 steps per epoch. 3,300 s: narrow gets 30 epochs, wide 15 -- under min_epochs=20, so narrow.
+    assert choose_model(costs, 100, 3300.0, max_epochs=200, min_epochs=20) == ("narrow", Plan(30, 3000))
+    # 5,000 s: wide reaches 22 full epochs (22 x 220 s = 4,840 s), 70 steps of a 23rd, and is chosen.
+    assert choose_model(costs, 100, 5000.0, max_epochs=200, min_epochs=20) == ("wide", Plan(23, 2270))
+    # Too short for even one wide step: the narrow net runs what fits.
+    assert choose_model(costs, 100, 25.0, max_epochs=200, min_epochs=20) == ("narrow", Plan(1, 15))
+
+
+def test_retargeted_one_cycle_anneals_to_zero_at_the_new_end():
+    from nin.train.optim import Schedule
+
+    cfg = tta_config(10, "cpu")
+    sched = Schedule(cfg.replace(max_steps=600), steps_per_epoch=100)
+    assert sched.total == 600 and sched.factor(600) == 0.0
+    sched.retarget(750)
+    assert sched.total == 750
+    assert sched.factor(749) > 0 and sched.factor(749) < 0.01 and sched.factor(750) == 0.0
+    assert sched.factor(600) > 0.2  # no longer the end
+    sched.retarget(5000)  # never past cfg.epochs
+    assert sched.total == 1000

@@ -12,6 +12,7 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nin.data.dataset import Dataset
@@ -31,22 +32,65 @@ class Plan:
     steps: int  # total optimiser steps; the last epoch may be partial
 
 
-def plan_schedule(cost: StepCost, steps_per_epoch: int, seconds: float, max_epochs: int, extra_evals: int = 0) -> Plan:
-    """The most steps that fit ``seconds`` with one evaluation per (started) epoch plus ``extra_evals``."""
+def plan_schedule(
+    cost: StepCost,
+    steps_per_epoch: int,
+    seconds: float,
+    max_epochs: int,
+    extra_evals: int = 0,
+    done_steps: int = 0,
+) -> Plan:
+    """The most steps that fit ``seconds`` with one evaluation per (started) epoch plus ``extra_evals``.
+
+    ``done_steps`` > 0 re-plans a run under way (at an epoch's end): ``seconds`` are the seconds left, and
+    the plan counts the steps already taken but only the time of the steps and evaluations still to come.
+    """
     if steps_per_epoch < 1 or max_epochs < 1:
         raise ConfigError("steps_per_epoch and max_epochs must be >= 1")
+    done_epochs = done_steps // steps_per_epoch
     best = Plan(0, 0)
-    for epochs in range(1, max_epochs + 1):
-        left = seconds - (epochs + extra_evals) * cost.eval_s
-        steps = min(epochs * steps_per_epoch, math.floor(left / cost.step_s)) if left > 0 else 0
+    for epochs in range(done_epochs + 1, max_epochs + 1):
+        left = seconds - (epochs - done_epochs + extra_evals) * cost.eval_s
+        steps = min(epochs * steps_per_epoch, done_steps + math.floor(left / cost.step_s)) if left > 0 else 0
         if steps > (epochs - 1) * steps_per_epoch:  # this many epochs is really reached
             best = Plan(epochs, steps)
+    if done_steps:
+        return best if best.steps else Plan(done_epochs, done_steps)  # no time for another step
     if best.steps < 1:
         raise ConfigError(
             f"the budget ({seconds:.0f} s) does not fit one training step ({cost.step_s:.2f} s) and an "
             f"evaluation ({cost.eval_s:.1f} s) on this machine; give a larger budget or a fixed --epochs"
         )
     return best
+
+
+def choose_model(
+    costs: Sequence[tuple[str, StepCost]],
+    steps_per_epoch: int,
+    seconds: float,
+    max_epochs: int,
+    min_epochs: float,
+    extra_evals: int = 0,
+) -> tuple[str, Plan]:
+    """The widest model that still trains ``min_epochs`` epochs in ``seconds``, and its plan.
+
+    ``costs`` lists the candidates from the narrowest to the widest with their measured costs. In a short
+    budget a wider net that sees each image only a few times loses to a narrower one that sees it more
+    often, so width is bought only with time left over after ``min_epochs``; when no candidate gets that far
+    the narrowest one runs what fits.
+    """
+    if not costs:
+        raise ConfigError("no candidate model to plan for")
+    name, plan = costs[0][0], plan_schedule(costs[0][1], steps_per_epoch, seconds, max_epochs, extra_evals)
+    for cand, cost in costs[1:]:
+        try:
+            p = plan_schedule(cost, steps_per_epoch, seconds, max_epochs, extra_evals)
+        except ConfigError:
+            break
+        if p.steps < min_epochs * steps_per_epoch:
+            break
+        name, plan = cand, p
+    return name, plan
 
 
 def time_steps(cfg: TrainConfig, data: tuple[Dataset, Dataset], steps: int = 30, warmup: int = 8) -> StepCost:

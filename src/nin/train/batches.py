@@ -25,7 +25,7 @@ class EpochBatches:
         images, labels: the whole training set, resident on the training device.
         seed, epoch: the run's seed and the epoch (0-based).
         batch_size: the global batch; this rank keeps its slice of every augmented global batch.
-        translate, flip: augmentation (:func:`nin.data.augment.augment`).
+        translate, flip, cutout: augmentation (:func:`nin.data.augment.augment`).
         ctx: the data-parallel context.
         ahead: steps augmented together. The augmentation draws its random numbers on the CPU and copies
             them to the device; on a GPU every such copy waits for the queued work, so preparing many
@@ -44,13 +44,14 @@ class EpochBatches:
         flip: bool,
         ctx: DistContext,
         ahead: int = 1,
+        cutout: int = 0,
     ) -> None:
         self.images, self.labels = images, labels
         self.seed, self.epoch, self.bs = seed, epoch, batch_size
-        self.translate, self.flip = translate, flip
+        self.translate, self.flip, self.cutout = translate, flip, cutout
         self.part = local_slice(batch_size, ctx)
         self.steps = images.shape[0] // batch_size  # drop_last
-        self.augments = translate > 0 or flip
+        self.augments = translate > 0 or flip or cutout > 0
         self.ahead = max(1, ahead) if self.augments else 1  # without random draws nothing waits
         g = torch.Generator().manual_seed(step_seed(seed, epoch, -1))
         self.perm = torch.randperm(images.shape[0], generator=g).to(images.device)
@@ -64,7 +65,7 @@ class EpochBatches:
         g = torch.Generator().manual_seed(step_seed(self.seed, self.epoch, s))
         # Augment the whole global batch with the step's generator, then keep this rank's slice: the
         # random offsets are drawn per global batch, so every rank sees the single-process augmentation.
-        x = augment(self.images[idx], self.translate, self.flip, g)
+        x = augment(self.images[idx], self.translate, self.flip, g, self.cutout)
         return x[self.part], self.labels[idx[self.part]]
 
     def __call__(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:

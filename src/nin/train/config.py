@@ -37,6 +37,7 @@ class TrainConfig:
     preprocess: str = "mean_std"  # none | scale | mean_std | gcn_zca | gcn_lcn | ...
     translate: int = 0  # random translation, pixels in each direction (paper CIFAR-10 aug row)
     flip: bool = False  # random horizontal flips (never for digits)
+    cutout: int = 0  # side (px) of a random square zeroed in each training image (not in the paper; 0 = off)
     # --- optimisation (the paper recipe: docs/reproduction.md) ---
     epochs: int = 10
     batch_size: int = 128  # global batch, images per step (paper: 128)
@@ -124,8 +125,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"dropout must be in [0, 1), got {cfg.dropout}")
     if not 0 <= cfg.label_smoothing < 1:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
-    if cfg.translate < 0 or cfg.weight_decay < 0 or cfg.max_steps < 0:
-        raise ConfigError("translate, weight_decay and max_steps must be >= 0")
+    if cfg.translate < 0 or cfg.cutout < 0 or cfg.weight_decay < 0 or cfg.max_steps < 0:
+        raise ConfigError("translate, cutout, weight_decay and max_steps must be >= 0")
     return cfg
 
 

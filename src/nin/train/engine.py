@@ -76,6 +76,7 @@ def train(
     data: tuple[Dataset, Dataset] | None = None,
     on_step: Callable[[int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    on_start: Callable[[Parts], None] | None = None,
 ) -> Result:
     """Train ``cfg`` and write the run folder ``out_dir`` (config.json, metrics.jsonl, last.pt, best.pt).
 
@@ -92,6 +93,8 @@ def train(
         on_step: called with the global step number after every optimiser step (and any mid-epoch
             checkpoint); an exception it raises stops training as a crash would.
         on_epoch: called with each epoch's metrics row (as written to metrics.jsonl), e.g. for TensorBoard.
+        on_start: called once with the run's parts (model, optimiser, data) before the first step, e.g. to
+            keep a weight average (:mod:`nin.train.ema`) or score the final model another way.
     """
     t_start = time.perf_counter()
     cfg = validate(cfg)
@@ -99,7 +102,7 @@ def train(
     ctx, rt = distributed.join(rt, cfg.batch_size)
     try:
         rt.setup()
-        result = _run(cfg, Path(out_dir), resume, progress, rt, ctx, data, on_step, on_epoch, t_start)
+        result = _run(cfg, Path(out_dir), resume, progress, rt, ctx, data, on_step, on_epoch, on_start, t_start)
     except BaseException:
         distributed.leave(ctx)
         raise
@@ -117,6 +120,7 @@ def _run(
     data: tuple[Dataset, Dataset] | None,
     on_step: Callable[[int], None] | None,
     on_epoch: Callable[[dict], None] | None,
+    on_start: Callable[[Parts], None] | None,
     t_start: float,
 ) -> Result:
     """The body of :func:`train` once the runtime and the process group are set up."""
@@ -124,6 +128,8 @@ def _run(
     run_dir.mkdir(parents=True, exist_ok=True)
     p, state, resumed_metrics = prepare(cfg, run_dir, resume, rt, ctx, data)
     start_epoch = state.epoch
+    if on_start is not None:
+        on_start(p)
     # The run folder: config.json says what runs; metrics.jsonl keeps the epochs a resumed run does not redo.
     if ctx.is_main:
         rundir.start_metrics(run_dir, state.epoch if resumed_metrics is not None else None)
@@ -213,6 +219,7 @@ def train_one_epoch(
         flip=cfg.flip,
         ctx=ctx,
         ahead=rt.augment_ahead,
+        cutout=cfg.cutout,
     )
     meter = StepMeter(state.sums, ctx, rt.sync_every, cfg.batch_size)
     p.model.train()

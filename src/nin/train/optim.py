@@ -71,6 +71,12 @@ class Schedule:
         self.bad_epochs = 0
         self.drops = 0
 
+    def retarget(self, total: int) -> None:
+        """End the schedule at ``total`` steps instead, never past ``cfg.epochs`` epochs (a time budget's
+        correction while training). A one-cycle lr then anneals to zero at the new end; the next lr changes
+        by the ratio of the steps left, so a small correction does not jolt training."""
+        self.total = max(1, min(int(total), self.cfg.epochs * self.spe))
+
     def factor(self, step: int) -> float:
         cfg = self.cfg
         warm = cfg.warmup_epochs * self.spe

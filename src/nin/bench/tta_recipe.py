@@ -1,0 +1,88 @@
+"""The time-to-accuracy recipes of ``nin bench --tta``: one per dataset, each with its candidate widths.
+
+Not in the paper: these are speed recipes (BN, He init, one-cycle lr, label smoothing, augmentation, test-time
+views), narrowed NIN-MNIST nets (:mod:`nin.models.fast`), and a width chosen from this machine's measured
+speed (:func:`nin.bench.budget.choose_model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nin.errors import ConfigError
+from nin.train.config import TrainConfig
+from nin.train.experiments import MODERN_RECIPE
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What ``nin bench --tta DATASET`` trains, and how the bench spends its budget on it.
+
+    Attributes:
+        config: the training recipe (its ``model`` is the narrowest candidate, ``epochs`` a placeholder).
+        candidates: model names from the narrowest to the widest; the bench times each and trains the widest
+            that still gets ``min_epochs`` epochs in the budget.
+        min_epochs: the epochs a wider net must still reach to be chosen.
+        target: the default target test accuracy (0-1).
+        budget_s: the default budget (seconds).
+        shift_px: test-time views shifted diagonally by this many pixels (0: none; see
+            :mod:`nin.train.views`); mirrored views too where the recipe trains with flips.
+        ema_decay: score a weight average with this decay per update (:mod:`nin.train.ema`; 0 = the last
+            weights).
+    """
+
+    config: TrainConfig
+    candidates: tuple[str, ...]
+    min_epochs: float
+    target: float
+    budget_s: float
+    shift_px: int = 1
+    ema_decay: float = 0.0
+
+
+def _fashion(epochs: int, device: str) -> TrainConfig:
+    # Deviation from paper: NIN-MNIST narrowed (nin_mnist_half / _3q) with BN, He init, no dropout, one-cycle
+    # lr, label smoothing, flips and +-2 px shifts — the paper recipe needs hundreds of epochs.
+    return TrainConfig(
+        name="tta-fashion-mnist",
+        description="not in the paper: a Fashion-MNIST speed recipe (narrowed NIN + BN, one-cycle, flips, shifts)",
+        model="nin_mnist_half",
+        dataset="fashion_mnist",
+        **{**MODERN_RECIPE, "lr": 0.2},
+        dropout=0.0,
+        translate=2,
+        flip=True,
+        epochs=epochs,
+        batch_size=128,
+        stall_steps=0,
+        device=device,
+    )
+
+
+def _mnist(epochs: int, device: str) -> TrainConfig:
+    # Deviation from paper: the quickstart's modern recipe (BN, He init, one-cycle, label smoothing 0.05,
+    # +-1 px shifts, no dropout) on narrowed or paper-width NIN-MNIST, for the embedded 8k/2k digits.
+    return TrainConfig(
+        name="tta-mnist",
+        description="not in the paper: an embedded-MNIST speed recipe (NIN-MNIST widths + BN, one-cycle, shifts)",
+        model="nin_mnist_half",
+        dataset="mnist_embedded",
+        **{**MODERN_RECIPE, "label_smoothing": 0.05},
+        dropout=0.0,
+        translate=1,
+        flip=False,
+        epochs=epochs,
+        batch_size=64,
+        stall_steps=0,
+        device=device,
+    )
+
+
+def recipe(dataset: str, epochs: int = 4, device: str = "auto") -> Recipe:
+    """The recipe of ``dataset`` (``fashion_mnist`` or ``mnist``, the embedded 8,000/2,000 digits)."""
+    if dataset == "fashion_mnist":
+        # min_epochs: at equal cost more epochs of the half-width net beat a wider net (docs/performance.md).
+        return Recipe(_fashion(epochs, device), ("nin_mnist_half", "nin_mnist_3q"), 24, 0.94, 900.0)
+    if dataset in ("mnist", "mnist_embedded"):
+        return Recipe(_mnist(epochs, device), ("nin_mnist_half", "nin_mnist_3q", "nin_mnist"), 8, 0.993, 60.0)
+    raise ConfigError(f"--tta knows fashion_mnist and mnist (the embedded digits), got {dataset!r}")
