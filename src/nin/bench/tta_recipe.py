@@ -40,41 +40,40 @@ class Recipe:
     ema_decay: float = 0.0
 
 
+def _speed(epochs: int, device: str, **fields) -> TrainConfig:
+    """What both speed recipes share: the narrowest candidate to start from, no dropout, no stall check."""
+    return TrainConfig(model="nin_mnist_half", dropout=0.0, epochs=epochs, stall_steps=0, device=device, **fields)
+
+
 def _fashion(epochs: int, device: str) -> TrainConfig:
     # Deviation from paper: NIN-MNIST narrowed (nin_mnist_half / _3q) with BN, He init, no dropout, one-cycle
     # lr, label smoothing, flips and +-2 px shifts — the paper recipe needs hundreds of epochs.
-    return TrainConfig(
+    return _speed(
+        epochs,
+        device,
         name="tta-fashion-mnist",
         description="not in the paper: a Fashion-MNIST speed recipe (narrowed NIN + BN, one-cycle, flips, shifts)",
-        model="nin_mnist_half",
         dataset="fashion_mnist",
         **{**MODERN_RECIPE, "lr": 0.2},
-        dropout=0.0,
         translate=2,
         flip=True,
-        epochs=epochs,
         batch_size=128,
-        stall_steps=0,
-        device=device,
     )
 
 
 def _mnist(epochs: int, device: str) -> TrainConfig:
     # Deviation from paper: the quickstart's modern recipe (BN, He init, one-cycle, label smoothing 0.05,
     # +-1 px shifts, no dropout) on narrowed or paper-width NIN-MNIST, for the embedded 8k/2k digits.
-    return TrainConfig(
+    return _speed(
+        epochs,
+        device,
         name="tta-mnist",
         description="not in the paper: an embedded-MNIST speed recipe (NIN-MNIST widths + BN, one-cycle, shifts)",
-        model="nin_mnist_half",
         dataset="mnist_embedded",
         **{**MODERN_RECIPE, "label_smoothing": 0.05},
-        dropout=0.0,
         translate=1,
         flip=False,
-        epochs=epochs,
         batch_size=64,
-        stall_steps=0,
-        device=device,
     )
 
 
