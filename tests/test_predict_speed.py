@@ -253,3 +253,53 @@ def test_nin_predict_gives_the_same_file_with_threads_and_with_jpeg_draft_on_sma
     with pytest.raises(SystemExit) as info:
         main(["predict", ckpt, str(root), "--decode", "fibres"])
     assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_on_a_cpu_no_part_file_is_written_while_the_model_runs(grey, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from nin.predict import parts, predict_to_file
+
+    paths = [str(p) for p in write_digits(tmp_path / "d", 20, nested=False)]
+    spans: dict[str, list[tuple[float, float]]] = {"run": [], "write": []}
+    lock = threading.Lock()
+
+    def timed(kind, fn, pause=0.0):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            time.sleep(pause)  # a slow disk: the write would still be going when the next forward starts
+            out = fn(*args, **kwargs)
+            with lock:
+                spans[kind].append((t0, time.perf_counter()))
+            return out
+
+        return call
+
+    monkeypatch.setattr(grey, "run", timed("run", grey.run))
+    monkeypatch.setattr(parts, "write_part", timed("write", parts.write_part, pause=0.03))
+    out = tmp_path / "preds.csv"
+    summary = predict_to_file(grey, paths, out, batch_size=4, workers=1)
+    assert summary.rows == 20 and len(spans["run"]) == 5 and len(spans["write"]) == 5
+    for r0, r1 in spans["run"]:
+        for w0, w1 in spans["write"]:
+            assert r1 <= w0 or w1 <= r0, "a part was being written during a forward pass"
+    assert len(out.read_text().splitlines()) == 21
+
+
+def test_off_a_cpu_the_part_write_overlaps_the_model():
+    from concurrent.futures import Future
+
+    from nin.predict.runner import _PartGate
+
+    for hold, waits in ((True, True), (False, False)):
+        gate, fut = _PartGate(hold_model=hold), Future()
+        fut.set_exception(OSError("disk full"))
+        gate.pending = fut
+        if waits:
+            with pytest.raises(OSError):
+                gate.before_forward()
+        else:
+            gate.before_forward()  # a GPU's forward does not wait for the disk
+            with pytest.raises(OSError):
+                gate.wait()  # the next write does

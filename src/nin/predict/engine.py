@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import torch
@@ -81,9 +81,20 @@ def top_class_boxes(
     return [cam_box(m) for m in upsample_map(chosen, size)]  # upsampled to (N, H, W) first
 
 
-def rows_of_chunk(predictor: Predictor, decoded: DecodedChunk, top_k: int, cam_box: bool) -> list[PredictionRow]:
-    """One forward pass over the chunk's decoded images; error rows keep their place among the others."""
+def rows_of_chunk(
+    predictor: Predictor,
+    decoded: DecodedChunk,
+    top_k: int,
+    cam_box: bool,
+    before_forward: Callable[[], None] | None = None,
+) -> list[PredictionRow]:
+    """One forward pass over the chunk's decoded images; error rows keep their place among the others.
+
+    ``before_forward`` runs right before the model does (see :func:`predict_batches`).
+    """
     preds, boxes = [], []
+    if before_forward is not None:
+        before_forward()
     if decoded.pixels.shape[0]:
         logits, maps = predictor.run(decoded.pixels, maps=cam_box)
         preds = predictor.top_k(torch.softmax(logits, dim=1), top_k)
@@ -116,6 +127,7 @@ def predict_batches(
     pool: str = "processes",
     overlap: bool | None = None,
     jpeg_draft: bool = False,
+    before_forward: Callable[[], None] | None = None,
 ) -> Iterator[list[PredictionRow]]:
     """The rows of ``(index, path)`` pairs (increasing indices, gaps allowed), one list per batch.
 
@@ -124,7 +136,9 @@ def predict_batches(
     reused batch buffers. ``overlap``:
     decode ahead while the model runs (``None``: on a GPU; on a CPU decoding runs between batches, see
     :mod:`nin.predict.decode`). ``jpeg_draft``: decode large JPEGs at a reduced scale (changes pixels; see
-    :mod:`nin.predict.pixels`). The options are checked here, before the first batch is asked for.
+    :mod:`nin.predict.pixels`). ``before_forward``: called before each forward pass, after its batch is
+    decoded (the results writer waits there for its previous part, so that on a CPU it never runs beside the
+    model). The options are checked here, before the first batch is asked for.
     """
     workers = check_options(predictor, batch_size, workers, top_k, cam_box, pool, overlap)
     device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
@@ -144,7 +158,7 @@ def predict_batches(
             jpeg_draft=jpeg_draft,
         )
         for chunk in decoded:
-            yield rows_of_chunk(predictor, chunk, top_k, cam_box)
+            yield rows_of_chunk(predictor, chunk, top_k, cam_box, before_forward)
 
     return batches()
 

@@ -174,6 +174,7 @@ def predict_to_file(
 
     if (len(base_done) or len(journal_done)) and ctx.is_main:
         log.info("resuming: %d rows already written", len(base_done) + len(journal_done))
+    gate = _PartGate(hold_model=_model_on_cpu(predictor))
     batches = predict_batches(
         predictor,
         mine(),
@@ -184,43 +185,73 @@ def predict_to_file(
         pool=pool,
         overlap=overlap,
         jpeg_draft=jpeg_draft,
+        before_forward=gate.before_forward,
     )
-    _write_parts(batches, folder, run, columns, batch_size, ctx, progress, summary)
+    _write_parts(batches, folder, run, columns, batch_size, ctx, progress, summary, gate)
     shard.wait_all(ctx)
     counts = _merge(out, columns, resume, base_done) if ctx.is_main else (0, 0)
     summary.rows, summary.failed = shard.from_main(counts, ctx)
     return summary
 
 
-def _write_parts(batches, folder: Path, run: int, columns: Columns, batch_size: int, ctx, progress, summary) -> None:
-    """One part file per batch, written by a helper thread while the model runs the next batch.
+def _model_on_cpu(predictor: Predictor) -> bool:
+    device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
+    return device is None or device.type == "cpu"  # an ONNX backend runs on the CPU
 
-    The fsync of a part can take longer than a batch on a busy disk; one thread writes while the model
-    computes, and the next batch's write waits for the previous one, so at most one finished batch is not
-    yet on disk at any moment. Fills in the summary's counts and its steady-state timing.
+
+class _PartGate:
+    """Where the previous batch's part write is waited for: before the next forward pass, or before the next write.
+
+    On a CPU the model's threads hold every core and wait for each other at every layer, so a writer thread
+    (JSON, the GIL, the fsync's system call) running beside a forward pass slows the whole pass; waiting for it
+    before the forward lets it run while the next batch is being decoded instead (``hold_model``). On a GPU
+    the write overlaps the model and only the next write waits for it.
+    """
+
+    def __init__(self, hold_model: bool) -> None:
+        self.hold_model = hold_model
+        self.pending = None
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()  # the part is on disk, or its error is raised here
+
+    def before_forward(self) -> None:
+        if self.hold_model:
+            self.wait()
+
+
+def _write_parts(
+    batches, folder: Path, run: int, columns: Columns, batch_size: int, ctx, progress, summary, gate: _PartGate
+) -> None:
+    """One part file per batch, written by a helper thread while the next batch is decoded (``gate``).
+
+    The fsync of a part can take longer than a batch on a busy disk; one thread writes while the main thread
+    goes on, and the next batch's write (or forward pass, see :class:`_PartGate`) waits for the previous
+    one, so at most one finished batch is not yet on disk at any moment. Fills in the summary's counts and
+    its steady-state timing.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm.auto import tqdm
 
     bar = tqdm(unit="img", disable=not progress, dynamic_ncols=True, leave=False)
-    t_first, pending = None, None
+    t_first = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nin-parts") as writer:
         try:
             for batch in batches:
                 chunk = batch[0].index // batch_size
                 records = [(r.index, r.record(columns)) for r in batch]
-                if pending is not None:
-                    pending.result()  # the previous batch is on disk (or its error is raised here)
-                pending = writer.submit(parts.write_part, folder, run, ctx.rank, chunk, records)
+                gate.wait()
+                gate.pending = writer.submit(parts.write_part, folder, run, ctx.rank, chunk, records)
                 summary.predicted += len(batch)
                 if t_first is None:
                     t_first = time.perf_counter()  # the first batch carries the start-up: workers, warm-up
                 else:
                     summary.steady_images += len(batch)
                 bar.update(len(batch))
-            if pending is not None:
-                pending.result()
+            gate.wait()
             if t_first is not None:
                 summary.seconds = time.perf_counter() - t_first
         finally:

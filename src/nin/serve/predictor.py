@@ -247,9 +247,11 @@ class Predictor:
             raise ConfigError(f"top_k must be a positive integer, got {k!r}")
         k = min(k, probs.shape[1])
         values, indices = probs.topk(k, dim=1)
+        classes = self.classes
+        # One read-back of each (N, k) tensor: a row at a time costs more than the small model's forward.
         return [
-            Prediction([self.classes[i] for i in idx.tolist()], [float(v) for v in val.tolist()], idx.tolist())
-            for val, idx in zip(values, indices)
+            Prediction([classes[i] for i in idx], val, idx)
+            for val, idx in zip(values.float().tolist(), indices.tolist(), strict=True)
         ]
 
     def predict_many(
