@@ -303,3 +303,12 @@ def test_off_a_cpu_the_part_write_overlaps_the_model():
             gate.before_forward()  # a GPU's forward does not wait for the disk
             with pytest.raises(OSError):
                 gate.wait()  # the next write does
+
+
+def test_the_default_chunk_is_large_for_small_inputs_and_changes_no_number(grey, folder):
+    from nin.predict.engine import default_batch_size
+
+    assert default_batch_size((1, 28, 28)) == 512 and default_batch_size((3, 32, 32)) == 512
+    assert default_batch_size((3, 224, 224)) == 64 and default_batch_size((3, 64, 64)) == 170
+    got = list(predict_paths(grey, folder, workers=1))  # one chunk of 512 where the reference cuts 8s
+    assert got == _reference(grey, folder, 8)

@@ -35,6 +35,7 @@ from nin.bench.runner import load_average
 from nin.errors import ConfigError
 from nin.predict import expand_inputs, predict_to_file
 from nin.predict.decode import default_workers
+from nin.predict.engine import resolve_batch_size
 from nin.predict.pixels import decode_into, draft_size
 from nin.serve.predictor import Predictor
 from nin.train.runtime import machine_info
@@ -56,7 +57,7 @@ VARIANTS: dict[str, dict] = {
 class PredictBenchOptions:
     folder: str
     checkpoint: str | None = None  # None: an untrained NIN-MNIST + BN (the quickstart's net; speed only)
-    batch_size: int = 128
+    batch_size: int | None = None  # None: nin predict's default for the folder's model (by input size)
     workers: int | None = None
     device: str = "auto"
     precision: str = "fp32"
@@ -64,7 +65,7 @@ class PredictBenchOptions:
     loop_limit: int = 0  # files for the per-image loop (0: all)
     variants: tuple[str, ...] = ("processes", "threads")
     photos: str | None = None  # a second folder, of large JPEGs, through an untrained ImageNet NIN
-    photo_batch_size: int = 64
+    photo_batch_size: int | None = None
 
 
 def _bare_forward_img_s(predictor: Predictor, pixels: torch.Tensor, batch: int) -> float:
@@ -139,6 +140,7 @@ def draft_effect(predictor: Predictor, files: list[str], limit: int = 64) -> dic
 
 def _measure_folder(predictor: Predictor, folder: str, batch: int, workers: int | None, opts) -> dict:
     """All variants, the bare forward before each, and the per-image loop, over ``opts.rounds`` rounds."""
+    batch = resolve_batch_size(predictor, batch)
     files = list(expand_inputs([folder]))
     good, stacked = _decodable(predictor, files)
     loop_files = good[: opts.loop_limit] if opts.loop_limit else good

@@ -19,7 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"), help="memory format policy")
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: CUDA)")
     p.add_argument("--model", default="nin_cifar10", help="model to time (default: nin_cifar10, 32x32 input)")
-    p.add_argument("--batch-size", type=int, default=128, help="training batch (default: 128)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="training batch (default: 128); with --predict, images per chunk (default: by the input size)",
+    )
     p.add_argument("--rounds", type=int, default=5, help="timed blocks per variant (default: 5)")
     p.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
     p.add_argument(
@@ -91,7 +96,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="--predict: first write N photo-like JPEGs (--photo-size) and two broken files into --photos DIR",
     )
     p.add_argument("--photo-size", default="500x375", help="--predict: WxH of --write-photos (default: 500x375)")
-    p.add_argument("--photo-batch-size", type=int, default=64, help="--predict: batch for --photos (default: 64)")
+    p.add_argument(
+        "--photo-batch-size", type=int, default=None, help="--predict: chunk for --photos (default: by the input size)"
+    )
     p.add_argument("--loop-limit", type=int, default=0, help="--predict: files for the per-image loop (0: all)")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -100,7 +107,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nin.errors import ConfigError
 
-    if args.batch_size <= 0 or args.rounds <= 0 or args.threads < 0:
+    if (args.batch_size is not None and args.batch_size <= 0) or args.rounds <= 0 or args.threads < 0:
         raise ConfigError("--batch-size and --rounds must be > 0, --threads >= 0")
     if args.threads:
         import torch
@@ -144,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         if args.quick:
             opts = BenchOptions.quick_options(**kw)
         else:
-            opts = BenchOptions(batch_size=args.batch_size, rounds=args.rounds, **kw)
+            opts = BenchOptions(batch_size=args.batch_size or 128, rounds=args.rounds, **kw)
         result = run_bench(opts)
         text = format_table(result)
     if args.out:

@@ -44,7 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="without --out: print one JSON object")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     add_precision(p)
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images decoded and written at a time (default: by the input size, 512 for 28x28, 64 for 224x224)",
+    )
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core; 0: none)")
     p.add_argument(
         "--decode",

@@ -44,6 +44,28 @@ def decode_ahead(predictor: Predictor, overlap: bool | None) -> bool:
     return device is not None and device.type == "cuda"
 
 
+# Pixels of one decoded chunk when the batch size is left to the default: small images get large chunks (the
+# per-chunk costs - handing work to the decoders, the model's threads going idle and waking, a part file and
+# its fsync - are then spread over many images); photo-sized ones stay at 64.
+CHUNK_BYTES = 1 << 21
+MIN_BATCH, MAX_BATCH = 64, 512
+
+
+def default_batch_size(input_shape: tuple[int, int, int]) -> int:
+    """Images per decoded chunk (and part file) by default: 512 for 28x28 or 32x32 inputs, 64 for 224x224x3.
+
+    The model still runs the chunk in the backend's own slices (``Predictor.run``), so this changes no
+    number: only how many images are decoded, and written, at a time.
+    """
+    c, h, w = input_shape
+    return max(MIN_BATCH, min(MAX_BATCH, CHUNK_BYTES // max(1, c * h * w)))
+
+
+def resolve_batch_size(predictor: Predictor, batch_size: int | None) -> int:
+    """``batch_size``, or :func:`default_batch_size` of the predictor's input when it is ``None``."""
+    return default_batch_size(predictor.input_shape) if batch_size is None else batch_size
+
+
 def check_options(
     predictor: Predictor,
     batch_size: int,
@@ -120,7 +142,7 @@ def predict_batches(
     predictor: Predictor,
     items: Iterable[tuple[int, str]],
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     top_k: int = 5,
     cam_box: bool = False,
@@ -131,15 +153,15 @@ def predict_batches(
 ) -> Iterator[list[PredictionRow]]:
     """The rows of ``(index, path)`` pairs (increasing indices, gaps allowed), one list per batch.
 
-    Batches are formed by ``index // batch_size`` (see :func:`nin.predict.decode.chunks`) and decoded by
-    ``workers`` processes or threads (``pool``; ``None``: see :func:`nin.predict.decode.default_workers`) into
-    reused batch buffers. ``overlap``:
-    decode ahead while the model runs (``None``: on a GPU; on a CPU decoding runs between batches, see
-    :mod:`nin.predict.decode`). ``jpeg_draft``: decode large JPEGs at a reduced scale (changes pixels; see
-    :mod:`nin.predict.pixels`). ``before_forward``: called before each forward pass, after its batch is
-    decoded (the results writer waits there for its previous part, so that on a CPU it never runs beside the
-    model). The options are checked here, before the first batch is asked for.
+    Batches are formed by ``index // batch_size`` (``None``: :func:`default_batch_size`; see
+    :func:`nin.predict.decode.chunks`) and decoded by ``workers`` processes or threads (``pool``; ``None``: see
+    :func:`nin.predict.decode.default_workers`) into reused batch buffers. ``overlap``: decode ahead while the model
+    runs (``None``: on a GPU; on a CPU decoding runs between batches, see :mod:`nin.predict.decode`). ``jpeg_draft``:
+    decode large JPEGs at a reduced scale (changes pixels; see :mod:`nin.predict.pixels`). ``before_forward``: called
+    before each forward pass, after its batch is decoded (the results writer waits there for its previous part, so that
+    on a CPU it never runs beside the model). The options are checked here, before the first batch is asked for.
     """
+    batch_size = resolve_batch_size(predictor, batch_size)
     workers = check_options(predictor, batch_size, workers, top_k, cam_box, pool, overlap)
     device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
     gpu = device is not None and device.type == "cuda"

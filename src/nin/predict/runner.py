@@ -22,7 +22,7 @@ from pathlib import Path
 from nin.atomic import atomic_open
 from nin.errors import ConfigError, NinError
 from nin.predict import parts, shard
-from nin.predict.engine import Predictor, check_options, predict_batches
+from nin.predict.engine import Predictor, check_options, predict_batches, resolve_batch_size
 from nin.predict.formats import output_format, read_table, write_table
 from nin.predict.rows import Columns
 from nin.train.distributed import DistContext
@@ -120,7 +120,7 @@ def predict_to_file(
     inputs: Iterable[str],
     out: str | os.PathLike,
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     top_k: int = 5,
     cam_box: bool = False,
@@ -138,7 +138,8 @@ def predict_to_file(
         predictor: the model.
         inputs: image paths in input order (see :func:`nin.predict.inputs.expand_inputs`); streamed.
         out: the results file.
-        batch_size: images per forward pass (and per part file).
+        batch_size: images per decoded chunk and per part file (``None``: by the input size, see
+            :func:`nin.predict.engine.default_batch_size`); the model runs them in its own slices.
         workers: decoding processes or threads (``None``: one per core, at most 8; 0: this thread only).
         top_k: classes per row (capped at the class count).
         cam_box: add the top class's CAM box.
@@ -153,6 +154,7 @@ def predict_to_file(
     out = Path(out)
     ctx = ctx or DistContext()
     output_format(out)
+    batch_size = resolve_batch_size(predictor, batch_size)
     columns = Columns(min(top_k, len(predictor.classes)), cam_box)
     model = predictor.info.sha256 or predictor.info.name
     workers = check_options(

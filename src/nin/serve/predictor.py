@@ -257,16 +257,16 @@ class Predictor:
     def predict_many(
         self,
         paths: Iterable[str | os.PathLike],
-        batch_size: int = 64,
+        batch_size: int | None = None,
         workers: int | None = None,
         top_k: int = 5,
         cam_box: bool = False,
     ) -> Iterator[PredictionRow]:
         """Image files in, one :class:`nin.predict.PredictionRow` per file out, in order, as they are ready.
 
-        ``paths`` is streamed (a generator of millions is fine; :func:`nin.predict.expand_inputs` walks
-        folders and ``@LIST`` files); files are decoded in ``workers`` processes (``None``: one per core
-        on a CPU; 0: in this process) and run ``batch_size`` at a time. A file that cannot be read gets a row with
+        ``paths`` is streamed (a generator of millions is fine; :func:`nin.predict.expand_inputs` walks folders and
+        ``@LIST`` files); files are decoded in ``workers`` processes (``None``: one per core on a CPU; 0: in this
+        process) ``batch_size`` at a time (``None``: by the input size). A file that cannot be read gets a row with
         ``error`` set, and the others go on. ``cam_box`` adds the top class's CAM box. See :mod:`nin.predict`.
         """
         from nin.predict.engine import predict_paths
