@@ -241,8 +241,9 @@ def test_nin_predict_gives_the_same_file_with_threads_and_with_jpeg_draft_on_sma
     outs = {}
     for name, extra in {
         "main": ["--workers", "0"],
-        "processes": ["--workers", "2"],
+        "processes": ["--workers", "2", "--decode", "processes"],
         "threads": ["--workers", "2", "--decode", "threads"],
+        "auto": ["--workers", "2"],
         "draft": ["--workers", "1", "--jpeg-draft"],
     }.items():
         outs[name] = tmp_path / f"{name}.csv"
@@ -312,3 +313,14 @@ def test_the_default_chunk_is_large_for_small_inputs_and_changes_no_number(grey,
     assert default_batch_size((3, 224, 224)) == 64 and default_batch_size((3, 64, 64)) == 170
     got = list(predict_paths(grey, folder, workers=1))  # one chunk of 512 where the reference cuts 8s
     assert got == _reference(grey, folder, 8)
+
+
+def test_auto_decodes_small_inputs_in_processes_and_photos_in_threads(grey, folder):
+    from nin.errors import ConfigError
+    from nin.predict.decode import default_pool
+
+    assert default_pool((1, 28, 28)) == default_pool((3, 32, 32)) == "processes"
+    assert default_pool((3, 96, 96)) == default_pool((3, 224, 224)) == "threads"
+    assert list(predict_paths(grey, folder, workers=1, pool="auto")) == _reference(grey, folder, 64)
+    with pytest.raises(ConfigError, match="one of auto, processes, threads"):
+        list(predict_paths(grey, folder, pool="fibres"))

@@ -35,7 +35,7 @@ from nin.bench.runner import load_average
 from nin.errors import ConfigError
 from nin.predict import expand_inputs, predict_to_file
 from nin.predict.decode import default_workers
-from nin.predict.engine import resolve_batch_size
+from nin.predict.engine import resolve_batch_size, resolve_pool
 from nin.predict.pixels import decode_into, draft_size
 from nin.serve.predictor import Predictor
 from nin.train.runtime import machine_info
@@ -177,7 +177,10 @@ def _measure_folder(predictor: Predictor, folder: str, batch: int, workers: int 
             "vs_loop": statistics.median(b / lp for b, lp in zip(s["batch"], loop)),
             "samples": s,
         }
-    main = runs[opts.variants[0]]
+    # The headline: what `nin predict` does by default for this folder's model, when it was measured.
+    auto = resolve_pool(predictor, "auto")
+    head = auto if auto in opts.variants else opts.variants[0]
+    main = runs[head]
     out = {
         "folder": folder,
         "model": predictor.describe(),
@@ -185,14 +188,14 @@ def _measure_folder(predictor: Predictor, folder: str, batch: int, workers: int 
         "files": len(files),
         "error_rows": summary.failed,
         "loop_files": len(loop_files),
-        "default_variant": opts.variants[0],
-        "batch_img_s": variants[opts.variants[0]]["batch_img_s"],
-        "batch_wall_img_s": variants[opts.variants[0]]["batch_wall_img_s"],
-        "bare_forward_img_s": variants[opts.variants[0]]["bare_forward_img_s"],
+        "default_variant": head,
+        "batch_img_s": variants[head]["batch_img_s"],
+        "batch_wall_img_s": variants[head]["batch_wall_img_s"],
+        "bare_forward_img_s": variants[head]["bare_forward_img_s"],
         "per_image_loop_img_s": statistics.median(loop),
-        "batch_frac_of_bare": variants[opts.variants[0]]["frac_of_bare"],
-        "batch_vs_loop": variants[opts.variants[0]]["vs_loop"],
-        "batch_frac_of_bare_per_round": variants[opts.variants[0]]["frac_of_bare_per_round"],
+        "batch_frac_of_bare": variants[head]["frac_of_bare"],
+        "batch_vs_loop": variants[head]["vs_loop"],
+        "batch_frac_of_bare_per_round": variants[head]["frac_of_bare_per_round"],
         "variants": variants,
         "samples": {**main, "per_image_loop": loop},
     }

@@ -79,8 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--variants",
         default="processes,threads",
-        help="--predict: batch-path variants, the first one the headline: processes, threads, main, overlap, "
-        "threads_overlap, draft (default: processes,threads)",
+        help="--predict: batch-path variants: processes, threads, main, overlap, threads_overlap, draft (default: "
+        "processes,threads); the headline is the one nin predict picks for the folder's model, else the first",
     )
     p.add_argument(
         "--photos",

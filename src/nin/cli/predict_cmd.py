@@ -53,9 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core; 0: none)")
     p.add_argument(
         "--decode",
-        default="processes",
-        choices=("processes", "threads"),
-        help="what the --workers are (default: processes; threads suit large JPEGs)",
+        default="auto",
+        choices=("auto", "processes", "threads"),
+        help="what the --workers are (default auto: processes for small inputs, threads for photo-sized ones)",
     )
     p.add_argument(
         "--jpeg-draft",

@@ -31,6 +31,16 @@ from nin.predict.pool import Pool, make_pool
 __all__ = ["Chunk", "DecodedChunk", "chunks", "decoded_chunks", "default_workers", "describe_failure"]
 
 POOLS = ("processes", "threads")
+# Inputs of at least this many pixel values decode in threads by default (``pool="auto"``): a photo's decode and
+# resize run in Pillow and torch without the GIL, and threads spare the processes' start and hand-offs; a small
+# image's decode is mostly Python, which threads would run one at a time (docs/batch-predict.md).
+THREADS_FROM = 3 * 96 * 96
+
+
+def default_pool(input_shape: tuple[int, int, int]) -> str:
+    """``processes`` for small inputs (28x28, 32x32), ``threads`` for photo-sized ones (96x96x3 and up)."""
+    c, h, w = input_shape
+    return "threads" if c * h * w >= THREADS_FROM else "processes"
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import torch
 
 from nin.errors import ConfigError
-from nin.predict.decode import POOLS, DecodedChunk, chunks, decoded_chunks, default_workers
+from nin.predict.decode import POOLS, DecodedChunk, chunks, decoded_chunks, default_pool, default_workers
 from nin.predict.rows import Prediction, PredictionRow
 
 
@@ -66,13 +66,18 @@ def resolve_batch_size(predictor: Predictor, batch_size: int | None) -> int:
     return default_batch_size(predictor.input_shape) if batch_size is None else batch_size
 
 
+def resolve_pool(predictor: Predictor, pool: str) -> str:
+    """``pool``, or for ``auto`` :func:`nin.predict.decode.default_pool` of the predictor's input."""
+    return default_pool(predictor.input_shape) if pool == "auto" else pool
+
+
 def check_options(
     predictor: Predictor,
     batch_size: int,
     workers: int | None,
     top_k: int,
     cam_box: bool,
-    pool: str = "processes",
+    pool: str = "auto",
     overlap: bool | None = None,
 ) -> int:
     """Validate the batch options (one-line errors); returns the worker count to use."""
@@ -83,8 +88,8 @@ def check_options(
         workers = default_workers(decode_ahead(predictor, overlap))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"workers must be 0 (decode in this process) or more, got {workers!r}")
-    if pool not in POOLS:
-        raise ConfigError(f"the decoding pool is one of {', '.join(POOLS)}, got {pool!r}")
+    if pool not in (*POOLS, "auto"):
+        raise ConfigError(f"the decoding pool is one of auto, {', '.join(POOLS)}, got {pool!r}")
     if cam_box and not predictor.has_class_maps:
         raise ConfigError(
             f"--cam-box needs class maps, and model {predictor.info.name!r} has none "
@@ -146,7 +151,7 @@ def predict_batches(
     workers: int | None = None,
     top_k: int = 5,
     cam_box: bool = False,
-    pool: str = "processes",
+    pool: str = "auto",
     overlap: bool | None = None,
     jpeg_draft: bool = False,
     before_forward: Callable[[], None] | None = None,
@@ -154,7 +159,8 @@ def predict_batches(
     """The rows of ``(index, path)`` pairs (increasing indices, gaps allowed), one list per batch.
 
     Batches are formed by ``index // batch_size`` (``None``: :func:`default_batch_size`; see
-    :func:`nin.predict.decode.chunks`) and decoded by ``workers`` processes or threads (``pool``; ``None``: see
+    :func:`nin.predict.decode.chunks`) and decoded by ``workers`` processes or threads (``pool``; ``auto``: by the
+    input size, :func:`nin.predict.decode.default_pool`; ``workers`` ``None``: see
     :func:`nin.predict.decode.default_workers`) into reused batch buffers. ``overlap``: decode ahead while the model
     runs (``None``: on a GPU; on a CPU decoding runs between batches, see :mod:`nin.predict.decode`). ``jpeg_draft``:
     decode large JPEGs at a reduced scale (changes pixels; see :mod:`nin.predict.pixels`). ``before_forward``: called
@@ -163,6 +169,7 @@ def predict_batches(
     """
     batch_size = resolve_batch_size(predictor, batch_size)
     workers = check_options(predictor, batch_size, workers, top_k, cam_box, pool, overlap)
+    pool = resolve_pool(predictor, pool)
     device = getattr(getattr(predictor.backend, "runtime", None), "device", None)
     gpu = device is not None and device.type == "cuda"
     ahead = decode_ahead(predictor, overlap)

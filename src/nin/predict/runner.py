@@ -128,7 +128,7 @@ def predict_to_file(
     overwrite: bool = False,
     progress: bool = False,
     ctx: DistContext | None = None,
-    pool: str = "processes",
+    pool: str = "auto",
     overlap: bool | None = None,
     jpeg_draft: bool = False,
 ) -> RunSummary:
@@ -147,7 +147,8 @@ def predict_to_file(
         overwrite: replace an existing ``out`` (and drop an unfinished journal) instead of refusing.
         progress: a progress bar (img/s) on this rank's standard error.
         ctx: the torchrun group (see :func:`nin.predict.shard.join_group`); ``None`` for one process.
-        pool: ``processes`` or ``threads`` decode (see :func:`nin.predict.engine.predict_batches`).
+        pool: ``processes``, ``threads`` or ``auto`` (by the input size): who decodes (see
+            :func:`nin.predict.engine.predict_batches`).
         overlap: decode ahead while the model runs (``None``: on a GPU only).
         jpeg_draft: decode large JPEGs at a reduced scale (faster; changes pixels: not the exact preprocessing).
     """
