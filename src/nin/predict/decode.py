@@ -3,9 +3,9 @@
 The main process streams ``(index, path)`` pairs and groups them into chunks of one batch each (:func:`chunks`).
 Each chunk is decoded straight into a slot of a small ring of batch tensors allocated once (shared memory for
 worker processes, page-locked for a CUDA device): no tensor per image, no stacking, no batch copied between
-processes. Workers (:mod:`nin.predict.pool`) are processes (the default: a small PNG's decode is mostly Python,
-which threads would run one at a time) or threads (Pillow and torch release the GIL while they decode and resize:
-the better choice for large JPEGs, measured in docs/batch-predict.md).
+processes. Workers (:mod:`nin.predict.pool`) are processes (the default for small inputs: a small PNG's decode is mostly
+Python, which threads would run one at a time) or threads (the default for photo-sized inputs: Pillow and torch
+release the GIL while they decode and resize; see :func:`default_pool`, measured in docs/batch-predict.md).
 
 When decoding runs, and on which cores, is the ``overlap`` choice:
 
