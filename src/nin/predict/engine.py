@@ -54,8 +54,8 @@ MIN_BATCH, MAX_BATCH = 64, 512
 def default_batch_size(input_shape: tuple[int, int, int]) -> int:
     """Images per decoded chunk (and part file) by default: 512 for 28x28 or 32x32 inputs, 64 for 224x224x3.
 
-    The model still runs the chunk in the backend's own slices (``Predictor.run``), so this changes no
-    number: only how many images are decoded, and written, at a time.
+    The model still runs the chunk in the backend's own slices (``Predictor.run``: 64 images on a CPU), so on
+    a CPU this changes no number: only how many images are decoded, and written, at a time.
     """
     c, h, w = input_shape
     return max(MIN_BATCH, min(MAX_BATCH, CHUNK_BYTES // max(1, c * h * w)))
