@@ -67,7 +67,7 @@ def evaluate(
     if n == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "error_pct": float("nan"), "n": 0}
     loss = F.cross_entropy(logits, labels).item()
-    acc = (logits.argmax(1) == labels).float().mean().item()
+    acc = int((logits.argmax(1) == labels).sum()) / n  # exact: 1,986 of 2,000 is 0.993, not float32's 0.99299997
     return {"loss": loss, "accuracy": acc, "error_pct": 100.0 * (1.0 - acc), "n": n}
 
 
