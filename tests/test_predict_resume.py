@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,27 @@ def _run(*args, code=1):
     done = subprocess.run(nin_cmd("predict", *args), env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == code, done.stderr[-3000:]
     return done
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while the folder was read
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _published(parts):
@@ -67,8 +89,14 @@ def test_resume_after_kill_9_gives_the_uninterrupted_file(setup, tmp_path):
                 time.sleep(0.05)
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             assert len(_published(parts)) >= 3, "no rows reached the disk"
+            workers = _children(proc.pid)
+            assert workers, "the run has a decoding process"
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(60)
+            # Its decoding process must not outlive it (blocked on a queue nobody writes to, holding memory).
+            while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not any(_alive(w) for w in workers), "a decoding process outlived the killed run"
     finally:
         if proc.poll() is None:
             proc.kill()

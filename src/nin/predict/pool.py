@@ -11,8 +11,11 @@ leaving the main process waiting. Worker processes ignore Ctrl-C: the main proce
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -58,9 +61,25 @@ class ThreadPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _process_main(host, ring, draft, tasks, done) -> None:
-    """A worker process: one torch thread (a resize must not spread over the model's cores), Ctrl-C ignored."""
+PARENT_CHECK_S = 0.5  # how often a worker process looks whether the process that started it is still there
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once ``parent`` is gone (killed with SIGKILL, say): nothing else would ever wake it."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
+
+
+def _process_main(host, ring, draft, tasks, done, parent: int) -> None:
+    """A worker process: one torch thread (a resize must not spread over the model's cores), Ctrl-C ignored.
+
+    It also leaves when the main process dies without stopping it: a ``daemon`` process is stopped only by a
+    parent that exits normally, and a worker blocked on the task queue (whose write end it holds too) would wait
+    there for ever, holding its memory.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), name="nin-decode-parent", daemon=True).start()
     torch.set_num_threads(1)
     try:
         while (task := tasks.get()) is not None:
@@ -81,7 +100,7 @@ class ProcessPool:
         self._procs = [
             ctx.Process(
                 target=_process_main,
-                args=(host, ring, draft, self._tasks, self._done),
+                args=(host, ring, draft, self._tasks, self._done, os.getpid()),
                 name=f"nin-decode-{i}",
                 daemon=True,
             )
