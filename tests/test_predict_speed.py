@@ -69,6 +69,7 @@ def zoo(tmp_path_factory):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated: the image is shown turned by 90 degrees
     save("rotated.jpg", _rgb(48, 30), "JPEG", True, exif=exif.tobytes())
+    save("rotated.png", _rgb(48, 30), "PNG", True, exif=exif.tobytes())  # an eXIf chunk: still turned
     save("anim.gif", _rgb(20, 20).convert("P"), "GIF", False, save_all=True, append_images=[_rgb(20, 20, 1)])
     save("plain.bmp", _rgb(20, 28), "BMP", False)
     save("plain.webp", _rgb(20, 28), "WEBP", False, lossless=True)

@@ -98,7 +98,7 @@ def _open_fast(path: str, draft: tuple[int, int] | None) -> Image.Image | None:
             img.draft(None, draft)
         img.seek(0)
         img.load()
-        if img.getexif().get(_ORIENTATION, 1) != 1:
+        if _may_have_exif(img) and img.getexif().get(_ORIENTATION, 1) != 1:
             img = ImageOps.exif_transpose(img)
         return img
     # Whatever fails here fails again in prepare_one, which words the error row.
@@ -108,6 +108,12 @@ def _open_fast(path: str, draft: tuple[int, int] | None) -> Image.Image | None:
         f.close()
 
 
+def _may_have_exif(img: Image.Image) -> bool:
+    """False only when ``getexif`` must come back empty: it reads the decoded image's ``info`` (EXIF, PNG text, XMP)
+    or a TIFF's tags, so an image with neither has no orientation (most small PNGs; 8 us saved per file)."""
+    return bool(img.info) or hasattr(img, "tag_v2")
+
+
 def _geometry_into(img: Image.Image, preprocessor: Preprocessor, slot: torch.Tensor) -> None:
     """The recipe's ``prepare_image`` of ``img``, written into ``slot`` (uint8 (C, H, W))."""
     c, h, w = slot.shape
@@ -115,9 +121,9 @@ def _geometry_into(img: Image.Image, preprocessor: Preprocessor, slot: torch.Ten
         img = to_mode(img, c)
         if (img.height, img.width) != (h, w):
             img = img.resize((w, h), Image.BILINEAR)
-        a = np.asarray(img, dtype=np.uint8)
-        target = slot.numpy()
-        target[...] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+        # tobytes: L or RGB rows, interleaved; half the cost of np.asarray's array interface on a small image.
+        a = np.frombuffer(img.tobytes(), dtype=np.uint8).reshape(h, w, c)
+        slot.numpy()[...] = a.transpose(2, 0, 1)
         return
     x = preprocessor.prepare_image(img, c, (h, w))
     if tuple(x.shape) != (c, h, w) or x.dtype != torch.uint8:
