@@ -2,7 +2,7 @@
 
 import pytest
 
-from nin.bench.budget import Plan, StepCost, choose_model, plan_schedule, time_steps
+from nin.bench.budget import Plan, StepCost, choose_model, plan_schedule, probe_step_s, time_steps
 from nin.bench.tta import tta_config
 from nin.data.synthetic import synthetic_dataset
 from nin.errors import ConfigError
@@ -38,6 +38,28 @@ def test_time_steps_measures_the_real_loop():
     assert 0 < cost.step_s < 30 and 0 < cost.eval_s < 30
     with pytest.raises(ConfigError, match="at least 2 batches"):
         time_steps(tta_config(1, "cpu").replace(batch_size=64), data)
+
+
+def test_a_probe_times_a_few_real_steps_and_never_evaluates(monkeypatch):
+    import nin.train.engine as engine
+
+    data = (synthetic_dataset((1, 28, 28), 10, 96, seed=1), synthetic_dataset((1, 28, 28), 10, 32, seed=2))
+    steps = []
+
+    def no_evaluation(*_a, **_k):
+        raise AssertionError("a probe must stop before the evaluation")
+
+    monkeypatch.setattr(engine, "_evaluate", no_evaluation)
+    real_step = engine.train
+
+    def counting_train(*a, on_step=None, **k):
+        return real_step(*a, on_step=lambda s: (steps.append(s), on_step(s)), **k)
+
+    monkeypatch.setattr(engine, "train", counting_train)
+    step_s = probe_step_s(tta_config(1, "cpu").replace(batch_size=8), data, steps=6, warmup=2)
+    assert 0 < step_s < 30 and steps == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ConfigError, match="at least 3 batches"):
+        probe_step_s(tta_config(1, "cpu").replace(batch_size=64), data)
 
 
 def test_replan_counts_only_the_time_still_to_come():

@@ -159,11 +159,26 @@ def test_tta_mnist_quick_cli_chooses_a_candidate(capsys):
     assert r["target_accuracy"] == 0.993 and r["budget_s"] == 300
     assert r["model"] in r["recipe"]["candidates"] and r["schedule"]["model"] == r["model"]
     assert set(r["schedule"]["calibration"]) <= set(r["recipe"]["candidates"])
+    # The wider candidate was probed first and, fast enough on a few dozen images, then timed in full.
+    assert r["schedule"]["probes"]["nin_mnist"]["ruled_out"] is False and "nin_mnist" in r["schedule"]["calibration"]
     assert r["wall_time_s"] <= r["budget_s"]
     assert r["epochs"][-1]["test_time_views"] == 3  # no mirrors for digits: the image and two shifts
     # The schedule ran to its end: 4 steps, the last at 1/3 of the peak (one step before zero).
     assert r["schedule"]["final_total_steps"] == 4
     assert r["epochs"][-1]["lr"] == pytest.approx(r["config"]["lr"] / 3)
+
+
+def test_a_wider_candidate_whose_probe_is_far_too_slow_is_never_timed_in_full(monkeypatch):
+    import nin.bench.tta as tta
+
+    timed = []
+    real_time_steps = tta.time_steps
+    monkeypatch.setattr(tta, "probe_step_s", lambda cfg, data: 1000.0)  # far beyond a 5-minute budget
+    monkeypatch.setattr(tta, "time_steps", lambda cfg, *a: (timed.append(cfg.model), real_time_steps(cfg, *a))[1])
+    r = tta.run_tta(tta.TTAOptions(dataset="mnist", quick=True, budget_s=300.0, device="cpu"))
+    assert timed == ["nin_mnist_half"] and r["model"] == "nin_mnist_half"
+    assert r["schedule"]["probes"] == {"nin_mnist": {"step_s": 1000.0, "ruled_out": True}}
+    assert list(r["schedule"]["calibration"]) == ["nin_mnist_half"]
 
 
 def test_accuracy_is_exact_so_a_target_of_99_3_is_reached_by_1986_of_2000(monkeypatch):

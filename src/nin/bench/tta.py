@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
-from nin.bench.budget import StepCost, choose_model, plan_schedule, time_steps
+from nin.bench.budget import StepCost, choose_model, plan_schedule, probe_step_s, time_steps
 from nin.bench.runner import load_average
 from nin.bench.tta_recipe import Recipe, recipe
 from nin.data.dataset import Dataset
@@ -76,6 +76,10 @@ BUDGET_MARGIN = 0.02
 SLOWDOWN_ALLOWANCE = 1.1
 REPLAN_ALLOWANCE = 1.04
 CALIBRATION_STEPS, CALIBRATION_WARMUP = 20, 6
+# A wider candidate is first probed (6 steps, no evaluation) and timed in full only when its probe, read this many
+# times too slow, would still give it the recipe's minimum of epochs: on a CPU where it is several times slower
+# than the narrow net (fp32 on AVX2) its full timing would spend seconds of a 1-minute budget on a net never trained.
+PROBE_LENIENCY = 1.5
 
 
 @dataclass
@@ -255,8 +259,11 @@ def _fit_to_budget(
     level = engine_log.level
     engine_log.setLevel(logging.WARNING)  # the calibration's own epoch line would read like a result
     costs: list[tuple[str, StepCost]] = []
+    probes: dict[str, float] = {}
     try:
-        for name in names:
+        for i, name in enumerate(names):
+            if i > 0 and _ruled_out(rec, cfg.replace(model=name), data, spe, budget_s, t0, probes):
+                break  # too slow for the minimum of epochs, and a wider one slower still
             m = time_steps(cfg.replace(model=name), data, CALIBRATION_STEPS, CALIBRATION_WARMUP)
             costs.append((name, StepCost(m.step_s * SLOWDOWN_ALLOWANCE, m.eval_s * SLOWDOWN_ALLOWANCE)))
             left = budget_s * (1 - BUDGET_MARGIN) - (time.perf_counter() - t0)
@@ -285,10 +292,21 @@ def _fit_to_budget(
             n: {"step_s": round(c.step_s / SLOWDOWN_ALLOWANCE, 4), "eval_s": round(c.eval_s / SLOWDOWN_ALLOWANCE, 2)}
             for n, c in costs
         },
+        "probes": {n: {"step_s": round(v, 4), "ruled_out": n not in dict(costs)} for n, v in probes.items()},
         "slowdown_allowance": SLOWDOWN_ALLOWANCE,
         "calibration_s": round(time.perf_counter() - t0, 1),
     }
     return cfg.replace(model=model, epochs=epochs, max_steps=plan.steps), info
+
+
+def _ruled_out(
+    rec: Recipe, cfg: TrainConfig, data: tuple[Dataset, Dataset], spe: int, budget_s: float, t0: float, probes: dict
+) -> bool:
+    """True when a probe of ``cfg`` says even ``PROBE_LENIENCY`` times its speed misses ``rec.min_epochs``."""
+    step_s = probe_step_s(cfg, data)
+    probes[cfg.model] = step_s
+    left = budget_s * (1 - BUDGET_MARGIN) - (time.perf_counter() - t0)
+    return step_s / PROBE_LENIENCY * rec.min_epochs * spe > left
 
 
 def _threads() -> int:
