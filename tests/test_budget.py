@@ -72,6 +72,19 @@ def test_replan_counts_only_the_time_still_to_come():
     assert plan_schedule(cost, 100, 5.0, max_epochs=5, done_steps=200) == Plan(2, 200)
 
 
+def test_plan_counts_the_cheaper_low_res_steps_at_their_cost():
+    cost = StepCost(step_s=1.0, eval_s=10.0, low_step_s=0.5)
+    # Half the steps at 0.5 s: 3 epochs (300 steps) take 150 x 0.5 + 150 x 1 + 3 x 10 = 255 s, where all at
+    # full size would take 330 s; a second less and the schedule loses two steps (one low-res, one full).
+    assert plan_schedule(cost, 100, 255.0, max_epochs=20, low_share=0.5) == Plan(3, 300)
+    assert plan_schedule(cost, 100, 254.0, max_epochs=20, low_share=0.5) == Plan(3, 298)
+    assert cost.seconds(0, 300, 0.5) == 225.0 and cost.seconds(0, 300) == 300.0
+    # Re-planned after 200 steps: the low-res steps still to come (the share of the new total) count at 0.5 s.
+    assert cost.seconds(100, 400, 0.5) == 100 * 0.5 + 200 * 1.0
+    # 280 s left: 3 more evaluations (30 s) and those 250 s of steps.
+    assert plan_schedule(cost, 100, 280.0, max_epochs=4, done_steps=100, low_share=0.5) == Plan(4, 400)
+
+
 def test_width_is_bought_only_with_time_left_after_min_epochs():
     half, wide = StepCost(step_s=1.0, eval_s=10.0), StepCost(step_s=2.0, eval_s=20.0)
     costs = [("narrow", half), ("wide", wide)]

@@ -151,6 +151,26 @@ def test_keeper_lengthens_a_schedule_when_steps_speed_up(monkeypatch):
     assert parts.schedule.total == 80  # capped at cfg.epochs x steps per epoch
 
 
+def test_keeper_reads_low_res_steps_at_their_full_size_cost(monkeypatch):
+    import nin.bench.tta as tta
+
+    clock = [0.0]
+    monkeypatch.setattr(tta.time, "perf_counter", lambda: clock[0])
+    # Progressive resizing: the first 40% of the schedule's steps at half a full step's cost (1 s).
+    keeper = tta._Keeper(0.0, 60.0, 0.99, True, True, extra_evals=0, ema_decay=0.0, low_share=0.4, low_ratio=0.5)
+    parts = _Parts(epochs=8, spe=10, total=50)
+    keeper.on_start(parts)
+    for step in range(1, 11):  # epoch 1: low-res steps at 0.5 s, as calibrated
+        clock[0] += 0.5
+        keeper.on_step(step)
+    clock[0] += 1.0  # its evaluation
+    keeper.on_epoch({"epoch": 1, "test_accuracy": 0.5, "complete": True})
+    # Read as full-size steps of 1 s (x1.04): 52.8 s left fit 6 more evaluations and steps 11..61, whose
+    # first 14 (up to 40% of 61) are low-res: 14 x 0.52 + 37 x 1.04 + 6 x 1.04 = 52.0 s. Taken for full-size
+    # steps, the 0.5 s would have lengthened the schedule to its cap of 80.
+    assert [r["total"] for r in keeper.replans] == [61] and parts.schedule.total == 61
+
+
 def test_tta_mnist_quick_cli_chooses_a_candidate(capsys):
     from nin.cli import main
 

@@ -19,12 +19,19 @@ from dataclasses import dataclass
 from nin.data.dataset import Dataset
 from nin.errors import ConfigError
 from nin.train.config import TrainConfig
+from nin.train.resize import low_res_steps
 
 
 @dataclass(frozen=True)
 class StepCost:
     step_s: float  # one optimiser step of a full batch
     eval_s: float  # one evaluation of the test set
+    low_step_s: float = 0.0  # a step of the progressive-resizing steps (0: as step_s)
+
+    def seconds(self, done: int, total: int, low_share: float = 0.0) -> float:
+        """The time of steps ``done``..``total`` of a schedule whose first ``low_share`` of steps train at low res."""
+        low = max(0, low_res_steps(low_share, total) - done) if low_share else 0
+        return low * (self.low_step_s or self.step_s) + (total - done - low) * self.step_s
 
 
 @dataclass(frozen=True)
@@ -40,11 +47,13 @@ def plan_schedule(
     max_epochs: int,
     extra_evals: int = 0,
     done_steps: int = 0,
+    low_share: float = 0.0,
 ) -> Plan:
     """The most steps that fit ``seconds`` with one evaluation per (started) epoch plus ``extra_evals``.
 
     ``done_steps`` > 0 re-plans a run under way (at an epoch's end): ``seconds`` are the seconds left, and
     the plan counts the steps already taken but only the time of the steps and evaluations still to come.
+    ``low_share``: the first share of the planned steps cost ``cost.low_step_s`` (progressive resizing).
     """
     if steps_per_epoch < 1 or max_epochs < 1:
         raise ConfigError("steps_per_epoch and max_epochs must be >= 1")
@@ -52,7 +61,7 @@ def plan_schedule(
     best = Plan(0, 0)
     for epochs in range(done_epochs + 1, max_epochs + 1):
         left = seconds - (epochs - done_epochs + extra_evals) * cost.eval_s
-        steps = min(epochs * steps_per_epoch, done_steps + math.floor(left / cost.step_s)) if left > 0 else 0
+        steps = _most_steps(cost, done_steps, epochs * steps_per_epoch, left, low_share) if left > 0 else 0
         if steps > (epochs - 1) * steps_per_epoch:  # this many epochs is really reached
             best = Plan(epochs, steps)
     if done_steps:
@@ -65,6 +74,17 @@ def plan_schedule(
     return best
 
 
+def _most_steps(cost: StepCost, done: int, cap: int, left: float, low_share: float) -> int:
+    """The largest total in [done, cap] whose steps still to come fit ``left`` seconds (0 when none does)."""
+    if not low_share:
+        return min(cap, done + math.floor(left / cost.step_s))
+    lo, hi = done, cap  # seconds() grows with the total: bisect for the last one that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if cost.seconds(done, mid, low_share) <= left else (lo, mid - 1)
+    return lo
+
+
 def choose_model(
     costs: Sequence[tuple[str, StepCost]],
     steps_per_epoch: int,
@@ -72,6 +92,7 @@ def choose_model(
     max_epochs: int,
     min_epochs: float,
     extra_evals: int = 0,
+    low_share: float = 0.0,
 ) -> tuple[str, Plan]:
     """The widest model that still trains ``min_epochs`` epochs in ``seconds``, and its plan.
 
@@ -82,10 +103,11 @@ def choose_model(
     """
     if not costs:
         raise ConfigError("no candidate model to plan for")
-    name, plan = costs[0][0], plan_schedule(costs[0][1], steps_per_epoch, seconds, max_epochs, extra_evals)
+    first = costs[0][1]
+    name, plan = costs[0][0], plan_schedule(first, steps_per_epoch, seconds, max_epochs, extra_evals, 0, low_share)
     for cand, cost in costs[1:]:
         try:
-            p = plan_schedule(cost, steps_per_epoch, seconds, max_epochs, extra_evals)
+            p = plan_schedule(cost, steps_per_epoch, seconds, max_epochs, extra_evals, 0, low_share)
         except ConfigError:
             break
         if p.steps < min_epochs * steps_per_epoch:

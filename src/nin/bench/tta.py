@@ -27,6 +27,7 @@ from nin.bench.tta_recipe import Recipe, recipe
 from nin.data.dataset import Dataset
 from nin.errors import ConfigError
 from nin.train.config import TrainConfig
+from nin.train.resize import low_res_steps
 from nin.train.views import view_accuracy, views
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ CALIBRATION_STEPS, CALIBRATION_WARMUP = 20, 6
 # times too slow, would still give it the recipe's minimum of epochs: on a CPU where it is several times slower
 # than the narrow net (fp32 on AVX2) its full timing would spend seconds of a 1-minute budget on a net never trained.
 PROBE_LENIENCY = 1.5
+# Progressive resizing: the low-resolution step is timed by a probe of this many steps (no evaluation).
+LOW_RES_PROBE_STEPS, LOW_RES_PROBE_WARMUP = 14, 4
 
 
 @dataclass
@@ -99,6 +102,8 @@ class _Keeper:
     extra_evals: int
     ema_decay: float
     overhead_s: float = 0.0  # evaluation + checkpoint per epoch (calibrated; then measured each epoch)
+    low_share: float = 0.0  # progressive resizing: the share of the schedule's steps at low resolution
+    low_ratio: float = 1.0  # a low-resolution step's time over a full-size one's (calibrated)
     rows: list[dict] = field(default_factory=list)
     reached: dict | None = None
     replans: list[dict] = field(default_factory=list)
@@ -106,6 +111,7 @@ class _Keeper:
     ema: object = None
     _stamps: list[float] = field(default_factory=list)
     _cycle_start: float = 0.0
+    _last_step: int = 0
 
     def on_start(self, p) -> None:
         self.parts = p
@@ -118,6 +124,7 @@ class _Keeper:
     def on_step(self, step: int) -> None:
         now = time.perf_counter()
         self._stamps.append(now)
+        self._last_step = step
         if self.ema is not None:
             self.ema.step(self.parts.model, step)
         if now - self.t0 > self.budget_s:
@@ -125,7 +132,8 @@ class _Keeper:
         every = max(8, self.parts.schedule.spe // 4)
         if self.replan and len(self._stamps) % every == 0:
             recent = self._stamps[-every:]
-            self._plan(now, (recent[-1] - recent[0]) / (every - 1), self.overhead_s, step, shorten_only=True)
+            step_s = self._full_step_s(recent[-1] - recent[0], step - every + 1, step)
+            self._plan(now, step_s, self.overhead_s, step, shorten_only=True)
 
     def on_epoch(self, row: dict) -> None:
         now = time.perf_counter()
@@ -139,16 +147,30 @@ class _Keeper:
         self._stamps, self._cycle_start = [], now
 
     def _replan(self, now: float) -> None:
-        n = len(self._stamps)
-        step_s = (self._stamps[-1] - self._stamps[0]) / (n - 1)
-        self.overhead_s = max(0.0, (now - self._cycle_start) - n * step_s)  # evaluation, logging, checkpoint
+        n, last = len(self._stamps), self._last_step
+        mean_s = (self._stamps[-1] - self._stamps[0]) / (n - 1)
+        self.overhead_s = max(0.0, (now - self._cycle_start) - n * mean_s)  # evaluation, logging, checkpoint
+        step_s = self._full_step_s(self._stamps[-1] - self._stamps[0], last - n + 1, last)
         self._plan(now, step_s, self.overhead_s, self.parts.schedule.spe * self.rows[-1]["epoch"])
+
+    def _full_step_s(self, seconds: float, first: int, last: int) -> float:
+        """A full-size step's time, from the ``seconds`` between the ends of steps ``first`` and ``last``.
+
+        The steps timed may be low-resolution ones (progressive resizing), which cost ``low_ratio`` of a
+        full-size step; steps are counted from 1, and step k trained at low resolution when k - 1 is below
+        the current schedule's boundary.
+        """
+        boundary = low_res_steps(self.low_share, self.parts.schedule.total) if self.low_share else 0
+        n_low = max(0, min(last, boundary) - first)  # of the steps first + 1 .. last
+        n_full = (last - first) - n_low
+        return seconds / max(1e-9, n_low * self.low_ratio + n_full)
 
     def _plan(self, now: float, step_s: float, overhead_s: float, done: int, shorten_only: bool = False) -> None:
         p = self.parts
-        cost = StepCost(step_s * REPLAN_ALLOWANCE, overhead_s * REPLAN_ALLOWANCE)
+        step_s *= REPLAN_ALLOWANCE
+        cost = StepCost(step_s, overhead_s * REPLAN_ALLOWANCE, step_s * self.low_ratio)
         left = self.budget_s * (1 - BUDGET_MARGIN) - (now - self.t0)
-        plan = plan_schedule(cost, p.schedule.spe, left, p.cfg.epochs, self.extra_evals, done_steps=done)
+        plan = plan_schedule(cost, p.schedule.spe, left, p.cfg.epochs, self.extra_evals, done, self.low_share)
         before = p.schedule.total
         if shorten_only and plan.steps >= before:
             return
@@ -183,6 +205,8 @@ def run_tta(opts: TTAOptions) -> dict:
         cfg, schedule = _fit_to_budget(rec, cfg, data, opts, budget_s, t0, n_views)
     overhead = schedule.get("eval_s", 0.0)
     keeper = _Keeper(t0, budget_s, target, opts.stop_at_target, opts.epochs is None, n_views, rec.ema_decay, overhead)
+    if cfg.low_res:
+        keeper.low_share, keeper.low_ratio = cfg.low_res_share, schedule.get("low_res_ratio", 1.0)
 
     with tempfile.TemporaryDirectory() as tmp:
         finished = False
@@ -260,15 +284,19 @@ def _fit_to_budget(
     engine_log.setLevel(logging.WARNING)  # the calibration's own epoch line would read like a result
     costs: list[tuple[str, StepCost]] = []
     probes: dict[str, float] = {}
+    share = cfg.low_res_share if cfg.low_res else 0.0
+    full = cfg.replace(low_res=0, low_res_share=0.0)
     try:
         for i, name in enumerate(names):
-            if i > 0 and _ruled_out(rec, cfg.replace(model=name), data, spe, budget_s, t0, probes):
+            if i > 0 and _ruled_out(rec, full.replace(model=name), data, spe, budget_s, t0, probes):
                 break  # too slow for the minimum of epochs, and a wider one slower still
-            m = time_steps(cfg.replace(model=name), data, CALIBRATION_STEPS, CALIBRATION_WARMUP)
-            costs.append((name, StepCost(m.step_s * SLOWDOWN_ALLOWANCE, m.eval_s * SLOWDOWN_ALLOWANCE)))
+            m = time_steps(full.replace(model=name), data, CALIBRATION_STEPS, CALIBRATION_WARMUP)
+            low_s = _low_res_step_s(cfg.replace(model=name), data) if share else 0.0
+            allow = SLOWDOWN_ALLOWANCE
+            costs.append((name, StepCost(m.step_s * allow, m.eval_s * allow, low_s * allow)))
             left = budget_s * (1 - BUDGET_MARGIN) - (time.perf_counter() - t0)
             try:
-                steps = plan_schedule(costs[-1][1], spe, left, max_epochs, n_views).steps
+                steps = plan_schedule(costs[-1][1], spe, left, max_epochs, n_views, 0, share).steps
             except ConfigError:
                 steps = 0
             if steps < rec.min_epochs * spe:
@@ -276,7 +304,7 @@ def _fit_to_budget(
     finally:
         engine_log.setLevel(level)
     left = budget_s * (1 - BUDGET_MARGIN) - (time.perf_counter() - t0)
-    model, plan = choose_model(costs, spe, left, max_epochs, rec.min_epochs, n_views)
+    model, plan = choose_model(costs, spe, left, max_epochs, rec.min_epochs, n_views, share)
     log.info("schedule sized to the budget: %s, %d steps over %d epochs", model, plan.steps, plan.epochs)
     # Room for the re-plans at epoch ends to lengthen the schedule if the machine speeds up (a calibration
     # taken while another process held a core can be several times too slow).
@@ -289,14 +317,31 @@ def _fit_to_budget(
         "steps_per_epoch": spe,
         "eval_s": round(dict(costs)[model].eval_s, 3),  # with the allowance: the keeper's first overhead estimate
         "calibration": {
-            n: {"step_s": round(c.step_s / SLOWDOWN_ALLOWANCE, 4), "eval_s": round(c.eval_s / SLOWDOWN_ALLOWANCE, 2)}
+            n: {
+                "step_s": round(c.step_s / SLOWDOWN_ALLOWANCE, 4),
+                "eval_s": round(c.eval_s / SLOWDOWN_ALLOWANCE, 2),
+                **({"low_res_step_s": round(c.low_step_s / SLOWDOWN_ALLOWANCE, 4)} if share else {}),
+            }
             for n, c in costs
         },
         "probes": {n: {"step_s": round(v, 4), "ruled_out": n not in dict(costs)} for n, v in probes.items()},
         "slowdown_allowance": SLOWDOWN_ALLOWANCE,
+        **(_low_res_info(cfg, dict(costs)[model]) if share else {}),
         "calibration_s": round(time.perf_counter() - t0, 1),
     }
     return cfg.replace(model=model, epochs=epochs, max_steps=plan.steps), info
+
+
+def _low_res_step_s(cfg: TrainConfig, data: tuple[Dataset, Dataset]) -> float:
+    """A progressive-resizing step's time: a probe whose steps all train at ``cfg.low_res``."""
+    steps = LOW_RES_PROBE_STEPS
+    # Every step the probe times at low resolution: the share is of its schedule of steps + 1.
+    return probe_step_s(cfg.replace(low_res_share=(steps + 0.5) / (steps + 1)), data, steps, LOW_RES_PROBE_WARMUP)
+
+
+def _low_res_info(cfg: TrainConfig, cost: StepCost) -> dict:
+    ratio = round(cost.low_step_s / cost.step_s, 4) if cost.low_step_s else 1.0
+    return {"low_res": cfg.low_res, "low_res_share": cfg.low_res_share, "low_res_ratio": ratio}
 
 
 def _ruled_out(

@@ -38,6 +38,10 @@ class TrainConfig:
     translate: int = 0  # random translation, pixels in each direction (paper CIFAR-10 aug row)
     flip: bool = False  # random horizontal flips (never for digits)
     cutout: int = 0  # side (px) of a random square zeroed in each training image (not in the paper; 0 = off)
+    # Progressive resizing (not in the paper; nin.train.resize): the first `low_res_share` of the schedule's
+    # steps train on batches resized to `low_res` x `low_res` px; the later steps and every evaluation see full size.
+    low_res: int = 0  # side (px) of the early steps' images (0 = off)
+    low_res_share: float = 0.0  # share of the schedule's steps trained at `low_res`, in [0, 1)
     # --- optimisation (the paper recipe: docs/reproduction.md) ---
     epochs: int = 10
     batch_size: int = 128  # global batch, images per step (paper: 128)
@@ -127,6 +131,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if cfg.translate < 0 or cfg.cutout < 0 or cfg.weight_decay < 0 or cfg.max_steps < 0:
         raise ConfigError("translate, cutout, weight_decay and max_steps must be >= 0")
+    if cfg.low_res < 0 or not 0 <= cfg.low_res_share < 1:
+        raise ConfigError(f"low_res must be >= 0 and low_res_share in [0, 1), got {cfg.low_res}, {cfg.low_res_share}")
+    if (cfg.low_res > 0) != (cfg.low_res_share > 0):
+        raise ConfigError(
+            f"low_res={cfg.low_res} and low_res_share={cfg.low_res_share}: set both (a side in px and the share of "
+            "the steps trained at it) for progressive resizing, or neither"
+        )
     return cfg
 
 

@@ -33,6 +33,7 @@ from nin.train.config import TrainConfig, validate
 from nin.train.evaluate import evaluate
 from nin.train.meter import StepMeter, StepRecord
 from nin.train.prepare import Parts, prepare
+from nin.train.resize import low_res, low_res_steps
 from nin.train.resume import ResumeState
 from nin.train.runtime import Runtime, select_runtime
 
@@ -231,7 +232,11 @@ def train_one_epoch(
         # Dropout: one stream per (step, rank); rank 0 of a data-parallel run matches a single process.
         torch.manual_seed((step_seed(cfg.seed, epoch, s) ^ DROPOUT_SEED_SALT) + ctx.rank)
         xb, y = batches(s)
-        x = p.pre.apply(xb).contiguous(memory_format=rt.memory_format)
+        x = p.pre.apply(xb)
+        # The boundary follows the schedule's total, which a time budget may re-size mid-run.
+        if cfg.low_res and state.global_step < low_res_steps(cfg.low_res_share, p.schedule.total):
+            x = low_res(x, cfg.low_res)
+        x = x.contiguous(memory_format=rt.memory_format)
         lr = p.schedule.apply(p.optimizer, state.global_step)
         p.optimizer.zero_grad(set_to_none=True)
         loss, logits = forward_backward(p.step_model, x, y, p.rt, cfg.label_smoothing)
