@@ -215,3 +215,25 @@ def test_accuracy_is_exact_so_a_target_of_99_3_is_reached_by_1986_of_2000(monkey
     monkeypatch.setattr(ev, "predict_logits", lambda *a, **k: logits)
     acc = ev.evaluate(nn.Identity(), torch.zeros(2000, 1, 2, 2, dtype=torch.uint8), labels, None, None)["accuracy"]
     assert acc == 0.993 and acc >= 0.993  # float32's mean gave 0.99299997, short of the target
+
+
+def test_a_progressive_resizing_recipe_is_calibrated_at_both_sizes(monkeypatch):
+    import dataclasses
+
+    import nin.bench.tta as tta
+
+    real = tta.recipe
+
+    def resized(dataset, epochs=4, device="auto"):
+        rec = real(dataset, epochs, device)
+        return dataclasses.replace(rec, config=rec.config.replace(low_res=20, low_res_share=0.5))
+
+    monkeypatch.setattr(tta, "recipe", resized)
+    r = tta.run_tta(tta.TTAOptions(dataset="mnist", quick=True, budget_s=300.0, device="cpu", model="nin_mnist_half"))
+    sched = r["schedule"]
+    assert sched["low_res"] == 20 and sched["low_res_share"] == 0.5
+    cal = sched["calibration"]["nin_mnist_half"]
+    assert cal["low_res_step_s"] > 0 and sched["low_res_ratio"] == pytest.approx(
+        cal["low_res_step_s"] / cal["step_s"], rel=1e-2
+    )
+    assert r["config"]["low_res"] == 20 and r["wall_time_s"] <= r["budget_s"]
