@@ -2,20 +2,23 @@
 
     python bench/tta_ablation.py [--dataset fashion_mnist] [--train 12000] [--val 4000] [--epochs 6]
                                  [--set cutout=8 ...] [--ema-decay 0.95] [--threads N]
-                                 [--widths 48-32-32,64-64-32,64-64 --kernels 5,5,5] [--save-logits F.pt]
+                                 [--widths 48-32-32,64-64-32,64-64 --kernels 5,5,5 --stem-stride 2]
+                                 [--save-logits F.pt]
 
 Trains the recipe of ``nin bench --tta DATASET`` (a fixed one-cycle schedule of ``--epochs``) on ``--train``
 images of the training split and scores ``--val`` other images of it (a seeded permutation: the two never
 overlap), with the last weights and with a weight average (``--ema-decay``, updated every 5 steps), each
 single-view, mirrored, with mirrored + diagonally shifted views (1 and 2 px), and with the 18 views of mirror x
 every shift of -1..1 px. ``--widths``/``--kernels`` train a NIN-MNIST of other widths instead of the recipe's
-model (three mlpconv blocks; the last block's widths stop before the class maps). ``--save-logits`` keeps the
+model (three mlpconv blocks; the last block's widths stop before the class maps); ``--stem-stride 2`` gives its
+first convolution stride 2 and drops the pool after block 1 (block 1 then runs at 14x14). ``--save-logits`` keeps the
 held-out logits of every view of the last weights, for ``bench/tta_ensemble.py``. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -40,12 +43,15 @@ ALL_VIEWS = [(m, dy, dx) for m in (False, True) for dy in (-1, 0, 1) for dx in (
 ]
 
 
-def _register(widths: str, kernels: str) -> str:
+def _register(widths: str, kernels: str, stem_stride: int = 1) -> str:
     blocks = tuple(tuple(int(c) for c in block.split("-")) for block in widths.split(","))
     ks = tuple(int(k) for k in kernels.split(","))
     if len(blocks) != 3 or len(ks) != 3:
         raise SystemExit("--widths needs three blocks (a-b-c,d-e-f,g-h) and --kernels three sizes (5,5,5)")
-    spec = NetSpec(f"ablation: {widths} k{kernels}", paper_blocks(blocks, ks), input_size=(28, 28), in_channels=1)
+    specs = paper_blocks(blocks, ks)
+    if stem_stride > 1:  # a strided first convolution replaces the pool after block 1
+        specs = (dataclasses.replace(specs[0], stride=stem_stride, pool=None), *specs[1:])
+    spec = NetSpec(f"ablation: {widths} k{kernels} s{stem_stride}", specs, input_size=(28, 28), in_channels=1)
     register_specs({ABLATION_NET: spec})
     return ABLATION_NET
 
@@ -71,6 +77,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--widths", help="train NIN-MNIST at these widths, e.g. 48-32-32,64-64-32,64-64")
     ap.add_argument("--kernels", default="5,5,5", help="with --widths: the three kernel sizes")
+    ap.add_argument("--stem-stride", type=int, default=1, help="with --widths: stride of the first convolution")
     ap.add_argument("--save-logits", help="write the held-out logits of every view (torch.save) to this file")
     args = ap.parse_args()
     if args.threads:
@@ -78,8 +85,10 @@ def main() -> None:
 
     rec = recipe(args.dataset, args.epochs, "cpu")
     cfg = apply_overrides(rec.config, args.set)
+    if args.stem_stride < 1 or (args.stem_stride > 1 and not args.widths):
+        raise SystemExit("--stem-stride needs --widths and a stride of at least 1")
     if args.widths:
-        cfg = cfg.replace(model=_register(args.widths, args.kernels))
+        cfg = cfg.replace(model=_register(args.widths, args.kernels, args.stem_stride))
     full = load_dataset(cfg.dataset, "train", None)
     perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(args.split_seed))
     a, b = perm[: args.train], perm[len(full) - args.val :]
@@ -106,7 +115,7 @@ def main() -> None:
         )
     res = {
         "config": args.set,
-        "model": cfg.model if not args.widths else f"{args.widths} k{args.kernels}",
+        "model": cfg.model if not args.widths else f"{args.widths} k{args.kernels} stem-stride {args.stem_stride}",
         "epochs": args.epochs,
         "wall_s": round(time.perf_counter() - t, 1),
         "held_out_per_epoch": curve,
