@@ -47,17 +47,19 @@ def _speed(epochs: int, device: str, **fields) -> TrainConfig:
 
 def _fashion(epochs: int, device: str) -> TrainConfig:
     # Deviation from paper: NIN-MNIST narrowed (nin_mnist_half / _3q) with BN, He init, no dropout, one-cycle
-    # lr, label smoothing, flips and +-2 px shifts — the paper recipe needs hundreds of epochs.
+    # lr, label smoothing, flips and +-2 px shifts — the paper recipe needs hundreds of epochs. Batch 64 at
+    # lr 0.1 rather than 128 at 0.2: held out on an AVX2 CPU, a step of 64 costs 0.86x per image and the four
+    # runs at or under the same time all scored above batch 128 (93.73-93.95% against 93.66%, docs/performance.md).
     return _speed(
         epochs,
         device,
         name="tta-fashion-mnist",
         description="not in the paper: a Fashion-MNIST speed recipe (narrowed NIN + BN, one-cycle, flips, shifts)",
         dataset="fashion_mnist",
-        **{**MODERN_RECIPE, "lr": 0.2},
+        **{**MODERN_RECIPE, "lr": 0.1},
         translate=2,
         flip=True,
-        batch_size=128,
+        batch_size=64,
     )
 
 
