@@ -1,4 +1,5 @@
 import json
+import logging
 import math
 
 import pytest
@@ -259,3 +260,13 @@ def test_resume_is_bit_identical_with_dropout_and_no_batch_norm(tmp_path, tiny_d
     train(cfg, out_dir=tmp_path / "b", resume=True, progress=False, data=tiny_data, runtime=CPU32)
     a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_epoch_log_counts_the_epochs_the_step_schedule_ends_at(tmp_path, tiny_data, caplog):
+    # 6 steps an epoch: a 5-epoch cap with max_steps=8 ends inside epoch 2, and the log says so.
+    cfg = tiny_cfg(epochs=5, max_steps=8)
+    with caplog.at_level(logging.INFO, logger="nin.train.engine"):
+        r = train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32)
+    assert r.steps == 8
+    epochs = [m for m in caplog.messages if m.startswith("epoch ")]
+    assert [m.split()[1] for m in epochs] == ["1/2", "2/2"]

@@ -336,8 +336,10 @@ def _log_epoch(
     final = {**test, "epoch": state.epoch + 1, "train_error_pct": train_err, "train_loss": train_loss}
     if p.ctx.is_main:
         rundir.append_metrics(p.run_dir, row)
+        # The epochs the schedule now ends at (a time budget may re-size it), not the cap it may grow to.
+        planned = min(cfg.epochs, math.ceil(p.schedule.total / p.schedule.spe))
         msg = (
-            f"epoch {state.epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f} err {train_err:.2f}%  "
+            f"epoch {state.epoch + 1}/{planned}  train loss {train_loss:.4f} err {train_err:.2f}%  "
             f"test loss {test['loss']:.4f} err {test['error_pct']:.2f}%  {row['img_per_s']:.0f} img/s"
         )
         (bar.write(msg) if bar is not None else log.info(msg))
