@@ -35,11 +35,16 @@ def _net(arg: str):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("nets", nargs="+")
-    ap.add_argument("--batch", default="128", help="a batch size, or several separated by commas")
+    ap.add_argument(
+        "--batch",
+        type=lambda s: [int(b) for b in s.split(",")],
+        default=[128],
+        help="a batch size, or several separated by commas",
+    )
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
     rt = select_runtime("cpu")
-    batches = [int(b) for b in args.batch.split(",")]
+    batches = args.batch
     data = {
         b: (torch.randn(b, 1, 28, 28).contiguous(memory_format=rt.memory_format), torch.randint(0, 10, (b,)))
         for b in batches

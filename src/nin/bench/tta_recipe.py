@@ -49,7 +49,8 @@ def _fashion(epochs: int, device: str) -> TrainConfig:
     # Deviation from paper: NIN-MNIST narrowed (nin_mnist_half / _3q) with BN, He init, no dropout, one-cycle
     # lr, label smoothing, flips and +-2 px shifts — the paper recipe needs hundreds of epochs. Batch 64 at
     # lr 0.1 rather than 128 at 0.2: held out on an AVX2 CPU, a step of 64 costs 0.86x per image and the four
-    # runs at or under the same time all scored above batch 128 (93.73-93.95% against 93.66%, docs/performance.md).
+    # runs at or under the same time all scored above batch 128 (93.73-93.95% against 93.66%, docs/performance.md);
+    # in bf16 on a Zen 4 batch 64 costs the same per image as 128 (0.98x).
     return _speed(
         epochs,
         device,

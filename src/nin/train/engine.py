@@ -248,7 +248,7 @@ def train_one_epoch(
         if meter.due or save_now:
             loss_v = _read_back(p, meter, epoch)
             if bar is not None and loss_v is not None:
-                bar.set_postfix_str(f"ep {epoch + 1}/{cfg.epochs} loss {loss_v:.4f} lr {lr:.3g}", refresh=False)
+                bar.set_postfix_str(f"ep {epoch + 1}/{p.schedule.epochs} loss {loss_v:.4f} lr {lr:.3g}", refresh=False)
         if bar is not None:
             bar.update(1)
         if save_now and ctx.is_main:
@@ -313,7 +313,7 @@ def _log_epoch(
     p: Parts, state: ResumeState, steps: EpochSteps, test: dict, t_start: float, bar: tqdm | None
 ) -> tuple[dict, dict]:
     """Append the epoch's metrics row and print its summary; returns the row and the epoch's metrics."""
-    cfg, sums = p.cfg, state.sums
+    sums = state.sums
     train_loss = sums["loss"] / max(1, sums["seen"])
     train_err = 100.0 * (1 - sums["correct"] / max(1, sums["seen"]))
     dropped = p.schedule.epoch_end(train_err) if steps.complete else False
@@ -336,10 +336,9 @@ def _log_epoch(
     final = {**test, "epoch": state.epoch + 1, "train_error_pct": train_err, "train_loss": train_loss}
     if p.ctx.is_main:
         rundir.append_metrics(p.run_dir, row)
-        # The epochs the schedule now ends at (a time budget may re-size it), not the cap it may grow to.
-        planned = min(cfg.epochs, math.ceil(p.schedule.total / p.schedule.spe))
+        # The epochs the schedule now ends in (a time budget may re-size it), not the cap it may grow to.
         msg = (
-            f"epoch {state.epoch + 1}/{planned}  train loss {train_loss:.4f} err {train_err:.2f}%  "
+            f"epoch {state.epoch + 1}/{p.schedule.epochs}  train loss {train_loss:.4f} err {train_err:.2f}%  "
             f"test loss {test['loss']:.4f} err {test['error_pct']:.2f}%  {row['img_per_s']:.0f} img/s"
         )
         (bar.write(msg) if bar is not None else log.info(msg))

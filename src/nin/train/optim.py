@@ -77,6 +77,11 @@ class Schedule:
         by the ratio of the steps left, so a small correction does not jolt training."""
         self.total = max(1, min(int(total), self.cfg.epochs * self.spe))
 
+    @property
+    def epochs(self) -> int:
+        """The epochs the schedule ends in: ``cfg.epochs``, or fewer where a step total ends it sooner."""
+        return math.ceil(self.total / self.spe)
+
     def factor(self, step: int) -> float:
         cfg = self.cfg
         warm = cfg.warmup_epochs * self.spe
