@@ -29,6 +29,9 @@ class TrainConfig:
     batch_norm: bool = False  # BN after every conv (modern; paper: off)
     final_relu: bool = True  # ReLU on the class maps before GAP (paper: on)
     init: str = "paper"  # "paper" = per-layer N(0, std^2); "kaiming"
+    # Not in the paper (nin.train.stem_whiten): the first conv's filters set to whitening filters of the training
+    # images' patches and frozen.
+    whiten_stem: bool = False
     # --- data ---
     dataset: str = "mnist_embedded"  # a name from `nin data list`
     data_root: str | None = None  # folder holding the downloaded files (default: per dataset)

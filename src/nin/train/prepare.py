@@ -26,6 +26,7 @@ from nin.train.optim import Schedule, build_optimizer
 from nin.train.resume import ResumeState, resumable_checkpoint
 from nin.train.runtime import Runtime
 from nin.train.stall import StallDetector
+from nin.train.stem_whiten import whiten_stem
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,22 @@ def model_options(cfg: TrainConfig, num_classes: int, in_channels: int) -> dict:
         "final_relu": cfg.final_relu,
         "init": cfg.init,
     }
+
+
+# Images whose patches the whitened stem is fitted on (the first ones of the training split).
+WHITEN_IMAGES = 10_000
+
+
+def _whiten(model: nn.Module, pre: Preprocessor, train_ds: Dataset, fresh: bool) -> None:
+    """Whiten and freeze the first convolution (a fresh run), or only freeze it (a resumed run: the checkpoint
+    holds the whitened filters). Before the optimiser is built, which leaves frozen weights out."""
+    stem = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if stem is None:
+        raise ConfigError("whiten_stem needs a model whose first layer is a convolution")
+    if fresh:
+        whiten_stem(stem, pre.apply(train_ds.images[:WHITEN_IMAGES]))
+    else:
+        stem.weight.requires_grad_(False)
 
 
 def _load_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
@@ -113,6 +130,8 @@ def prepare(
         model.load_state_dict(saved["state_dict"])
     else:
         pre = build_preprocessor(cfg.preprocess).fit(train_ds.images)
+    if cfg.whiten_stem:
+        _whiten(model, pre, train_ds, fresh=saved is None)
 
     model = model.to(rt.device, memory_format=rt.memory_format)
     optimizer = build_optimizer(model, cfg, rt)

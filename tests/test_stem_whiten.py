@@ -1,0 +1,104 @@
+"""The whitened first convolution: its responses are decorrelated with unit variance, and it does not train."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nin.train.stem_whiten import whiten_stem
+
+
+def _images(n=400, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, size, size, generator=g)
+    # correlated pixels: a smoothed field, so the raw patches are far from white
+    return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+
+
+def test_whitened_responses_have_identity_covariance():
+    x = _images()
+    conv = nn.Conv2d(1, 8, 3, bias=False)
+    assert whiten_stem(conv, x, eps=1e-8) == 8
+    y = conv(x)[:, 0::2]  # the positive filter of each pair
+    flat = y.permute(0, 2, 3, 1).reshape(-1, 4).double()
+    cov = torch.cov(flat.T)
+    assert torch.allclose(cov, torch.eye(4, dtype=cov.dtype), atol=0.05)
+    raw = torch.cov(F.unfold(x, 3).transpose(1, 2).reshape(-1, 9).T.double())
+    assert raw[0, 1] / raw[0, 0] > 0.3  # the patches were correlated before
+
+
+def test_pairs_are_negatives_and_the_weight_is_frozen():
+    conv = nn.Conv2d(1, 6, 3, bias=False)
+    whiten_stem(conv, _images())
+    assert torch.equal(conv.weight[1], -conv.weight[0])
+    assert not conv.weight.requires_grad
+    out = conv(_images(4)).relu().sum()
+    assert not out.requires_grad  # nothing upstream of the frozen stem trains
+
+
+def test_a_wider_layer_keeps_its_remaining_filters():
+    conv = nn.Conv2d(1, 24, 3, bias=False)  # 9 patch dimensions: 18 whitening filters, 6 left as they were
+    before = conv.weight.detach().clone()
+    assert whiten_stem(conv, _images(), freeze=False) == 18
+    assert torch.equal(conv.weight[18:], before[18:])
+    assert not torch.equal(conv.weight[:18], before[:18])
+    assert conv.weight.requires_grad
+
+
+def test_grouped_convolution_is_refused():
+    with pytest.raises(ValueError, match="ungrouped"):
+        whiten_stem(nn.Conv2d(2, 4, 3, groups=2), torch.randn(2, 2, 8, 8))
+
+
+# --- in a training run (`--set whiten_stem=true`) ---------------------------------------------------------------
+
+
+def _stem_and_rest(model):
+    stem = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    rest = {n: p.detach().clone() for n, p in model.named_parameters() if p is not stem.weight}
+    return stem, rest
+
+
+def test_a_run_whitens_the_stem_and_trains_everything_else(tmp_path, tiny_data):
+    from _tiny import tiny_cfg
+    from nin.train import train
+    from nin.train.runtime import select_runtime
+
+    seen = {}
+
+    def record(p) -> None:
+        stem, rest = _stem_and_rest(p.model)
+        seen["stem"], seen["w0"], seen["rest0"], seen["model"] = stem, stem.weight.detach().clone(), rest, p.model
+        seen["optimised"] = {id(q) for g in p.optimizer.param_groups for q in g["params"]}
+
+    cfg = tiny_cfg(epochs=2, whiten_stem=True)
+    cpu32 = select_runtime("cpu", "fp32", "off", "off")
+    train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=cpu32, on_start=record)
+    stem = seen["stem"]
+    assert id(stem.weight) not in seen["optimised"]
+    assert torch.equal(stem.weight, seen["w0"])  # frozen through training
+    _, rest = _stem_and_rest(seen["model"])
+    assert all(not torch.equal(rest[n], seen["rest0"][n]) for n in rest if not n.endswith("running_var"))
+    pairs = min(stem.out_channels // 2, stem.weight[0].numel())  # one pair per patch dimension, at most
+    w = seen["w0"].flatten(1)[: 2 * pairs]
+    assert torch.allclose(w[1::2], -w[0::2])  # the whitening pairs, not the random init
+
+
+def test_resume_with_a_whitened_stem_equals_an_uninterrupted_run(tmp_path, tiny_data):
+    from _tiny import tiny_cfg
+    from nin.train import train
+    from nin.train.runtime import select_runtime
+
+    cpu32 = select_runtime("cpu", "fp32", "off", "off")
+    cfg = tiny_cfg(epochs=3, whiten_stem=True)
+    ref = train(cfg, out_dir=tmp_path / "a", progress=False, data=tiny_data, runtime=cpu32)
+
+    def crash(step: int) -> None:
+        if step == 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, out_dir=tmp_path / "b", progress=False, data=tiny_data, runtime=cpu32, on_step=crash)
+    got = train(cfg, out_dir=tmp_path / "b", resume=True, progress=False, data=tiny_data, runtime=cpu32)
+    assert got.final["loss"] == ref.final["loss"]
+    assert got.final["error_pct"] == ref.final["error_pct"]
