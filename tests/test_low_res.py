@@ -3,13 +3,10 @@
 import pytest
 import torch
 
-from _tiny import tiny_cfg
+from _tiny import CPU32, interrupted_then_resumed, tiny_cfg
 from nin.errors import ConfigError
 from nin.train import apply_overrides, train
 from nin.train.resize import low_res, low_res_steps
-from nin.train.runtime import select_runtime
-
-CPU32 = select_runtime("cpu", "fp32", "off", "off")
 
 
 def test_low_res_resizes_the_batch_and_keeps_a_constant_image_constant():
@@ -40,14 +37,7 @@ def test_the_model_trains_on_small_images_only_in_the_early_epochs(tmp_path, tin
 def test_resume_inside_the_low_res_epochs_equals_an_uninterrupted_run(tmp_path, tiny_data):
     cfg = tiny_cfg(epochs=3, low_res=20, low_res_share=0.6)
     ref = train(cfg, out_dir=tmp_path / "a", progress=False, data=tiny_data, runtime=CPU32)
-
-    def crash(step: int) -> None:
-        if step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, out_dir=tmp_path / "b", progress=False, data=tiny_data, runtime=CPU32, on_step=crash)
-    got = train(cfg, out_dir=tmp_path / "b", resume=True, progress=False, data=tiny_data, runtime=CPU32)
+    got = interrupted_then_resumed(cfg, tmp_path / "b", tiny_data, at_step=3)
     assert got.final["error_pct"] == ref.final["error_pct"]
     assert got.final["loss"] == ref.final["loss"]
 

@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nin.train.stem_whiten import whiten_stem
+from _tiny import CPU32, interrupted_then_resumed, tiny_cfg
+from nin.train import train
+from nin.train.stem_whiten import patch_whitening, whiten_stem
 
 
 def _images(n=400, size=16, seed=0):
@@ -25,6 +27,19 @@ def test_whitened_responses_have_identity_covariance():
     assert torch.allclose(cov, torch.eye(4, dtype=cov.dtype), atol=0.05)
     raw = torch.cov(F.unfold(x, 3).transpose(1, 2).reshape(-1, 9).T.double())
     assert raw[0, 1] / raw[0, 0] > 0.3  # the patches were correlated before
+
+
+def test_the_covariance_sample_is_every_step_th_patch_however_the_images_are_chunked():
+    x = _images(n=50)
+    patches = F.unfold(x, 3).transpose(1, 2).reshape(-1, 9)  # all of them at once: 50 x 196 patches
+    # chunks of 9 and 25 images whose patch counts are not multiples of the step (10, 3), and one chunk
+    for max_patches in (900, 2_500, 10**6):
+        step = max(1, patches.shape[0] // max_patches)
+        p = patches[::step].double()
+        p = p - p.mean(0)
+        want = torch.linalg.eigvalsh(p.T @ p / p.shape[0]).flip(0)
+        values, _ = patch_whitening(x, (3, 3), eps=0.0, max_patches=max_patches)
+        torch.testing.assert_close(values, want.clamp_min(0))
 
 
 def test_pairs_are_negatives_and_the_weight_is_frozen():
@@ -60,10 +75,6 @@ def _stem_and_rest(model):
 
 
 def test_a_run_whitens_the_stem_and_trains_everything_else(tmp_path, tiny_data):
-    from _tiny import tiny_cfg
-    from nin.train import train
-    from nin.train.runtime import select_runtime
-
     seen = {}
 
     def record(p) -> None:
@@ -72,8 +83,7 @@ def test_a_run_whitens_the_stem_and_trains_everything_else(tmp_path, tiny_data):
         seen["optimised"] = {id(q) for g in p.optimizer.param_groups for q in g["params"]}
 
     cfg = tiny_cfg(epochs=2, whiten_stem=True)
-    cpu32 = select_runtime("cpu", "fp32", "off", "off")
-    train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=cpu32, on_start=record)
+    train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32, on_start=record)
     stem = seen["stem"]
     assert id(stem.weight) not in seen["optimised"]
     assert torch.equal(stem.weight, seen["w0"])  # frozen through training
@@ -85,20 +95,8 @@ def test_a_run_whitens_the_stem_and_trains_everything_else(tmp_path, tiny_data):
 
 
 def test_resume_with_a_whitened_stem_equals_an_uninterrupted_run(tmp_path, tiny_data):
-    from _tiny import tiny_cfg
-    from nin.train import train
-    from nin.train.runtime import select_runtime
-
-    cpu32 = select_runtime("cpu", "fp32", "off", "off")
     cfg = tiny_cfg(epochs=3, whiten_stem=True)
-    ref = train(cfg, out_dir=tmp_path / "a", progress=False, data=tiny_data, runtime=cpu32)
-
-    def crash(step: int) -> None:
-        if step == 8:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, out_dir=tmp_path / "b", progress=False, data=tiny_data, runtime=cpu32, on_step=crash)
-    got = train(cfg, out_dir=tmp_path / "b", resume=True, progress=False, data=tiny_data, runtime=cpu32)
+    ref = train(cfg, out_dir=tmp_path / "a", progress=False, data=tiny_data, runtime=CPU32)
+    got = interrupted_then_resumed(cfg, tmp_path / "b", tiny_data, at_step=8)
     assert got.final["loss"] == ref.final["loss"]
     assert got.final["error_pct"] == ref.final["error_pct"]

@@ -3,7 +3,7 @@
 Not in the paper (the fastest CIFAR-10 speedruns start this way): the first layer's k x k filters become the
 top eigenvectors of the covariance of k x k patches of the preprocessed training images, each scaled by
 1/sqrt(eigenvalue) and paired with its negative (a ReLU then keeps both signs), and they are not trained.
-Filters beyond two per patch dimension keep their initial values and train as usual.
+Filters beyond two per patch dimension keep their initial values (frozen with the rest of the weight).
 """
 
 from __future__ import annotations
@@ -22,9 +22,18 @@ def patch_whitening(x: torch.Tensor, kernel: tuple[int, int], eps: float = 5e-4,
         eps: added to each eigenvalue before the square root (flattens the noise directions).
         max_patches: patches sampled, evenly spaced, for the covariance.
     """
-    patches = F.unfold(x.float(), kernel).transpose(1, 2).reshape(-1, x.shape[1] * kernel[0] * kernel[1])
-    step = max(1, patches.shape[0] // max_patches)
-    p = patches[::step].double()
+    n, c, h, w = x.shape
+    dims, per_image = c * kernel[0] * kernel[1], (h - kernel[0] + 1) * (w - kernel[1] + 1)
+    step = max(1, n * per_image // max_patches)
+    # Every step-th patch in (image, position) order, unfolded a chunk of images at a time: the patches of all
+    # the images at once would be dims x the images' size (25x for 5x5 patches).
+    chunk = max(1, 2 * max_patches // per_image)
+    picked = []
+    for start in range(0, n, chunk):
+        patches = F.unfold(x[start : start + chunk].float(), kernel).transpose(1, 2).reshape(-1, dims)
+        first = -(start * per_image) % step  # the first index of this chunk that is a multiple of step
+        picked.append(patches[first::step].double())
+    p = torch.cat(picked)
     p = p - p.mean(0)
     cov = p.T @ p / p.shape[0]
     values, vectors = torch.linalg.eigh(cov)
