@@ -6,8 +6,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from _tiny import CPU32, interrupted_then_resumed, tiny_cfg
+from nin.errors import ConfigError
+from nin.models import build_model
 from nin.train import train
-from nin.train.stem_whiten import patch_whitening, whiten_stem
+from nin.train.checkpoint import build_from_checkpoint, load_checkpoint
+from nin.train.config import validate
+from nin.train.stem_whiten import IdentityNorm, fix_stem_norm, patch_whitening, whiten_stem
 
 
 def _images(n=400, size=16, seed=0):
@@ -96,6 +100,74 @@ def test_a_run_whitens_the_stem_and_trains_everything_else(tmp_path, tiny_data):
 
 def test_resume_with_a_whitened_stem_equals_an_uninterrupted_run(tmp_path, tiny_data):
     cfg = tiny_cfg(epochs=3, whiten_stem=True)
+    ref = train(cfg, out_dir=tmp_path / "a", progress=False, data=tiny_data, runtime=CPU32)
+    got = interrupted_then_resumed(cfg, tmp_path / "b", tiny_data, at_step=8)
+    assert got.final["loss"] == ref.final["loss"]
+    assert got.final["error_pct"] == ref.final["error_pct"]
+
+
+# --- the batch norm after the whitened stem fixed at the identity (`--set freeze_stem_bn=true`) -----------------
+
+
+def test_identity_norm_passes_the_batch_and_a_plain_batch_norm_loaded_from_it_is_the_identity():
+    fixed = IdentityNorm(6).train()
+    x = torch.randn(4, 6, 5, 5) * 3 + 2  # far from zero mean / unit variance: a real BN would change it
+    assert torch.equal(fixed(x), x)
+    assert not any(p.requires_grad for p in fixed.parameters())
+    plain = nn.BatchNorm2d(6)
+    plain.load_state_dict(fixed.state_dict())
+    torch.testing.assert_close(plain.eval()(x), x)
+
+
+def test_fix_stem_norm_replaces_the_norm_after_the_first_conv_and_keeps_the_state_keys():
+    model = build_model("nin_mnist_half", num_classes=10, in_channels=1, batch_norm=True)
+    keys = list(model.state_dict())
+    fixed = fix_stem_norm(model)
+    assert model.mlpconv1.conv1_bn is fixed
+    assert isinstance(model.mlpconv1.cccp1_bn, nn.BatchNorm2d) and not isinstance(model.mlpconv1.cccp1_bn, IdentityNorm)
+    assert list(model.state_dict()) == keys
+    with pytest.raises(ValueError, match="not followed by a batch norm"):
+        fix_stem_norm(build_model("nin_mnist_half", num_classes=10, in_channels=1, batch_norm=False))
+
+
+def test_freeze_stem_bn_needs_a_whitened_stem_with_batch_norm():
+    with pytest.raises(ConfigError, match="whiten_stem=true"):
+        validate(tiny_cfg(freeze_stem_bn=True))
+    with pytest.raises(ConfigError, match="batch_norm=true"):
+        validate(tiny_cfg(freeze_stem_bn=True, whiten_stem=True, batch_norm=False))
+
+
+def test_a_run_with_a_fixed_stem_norm_differentiates_nothing_below_the_stem_and_loads_as_trained(tmp_path, tiny_data):
+    seen = {}
+
+    def record(p) -> None:
+        seen["bn"], seen["model"] = p.model.mlpconv1.conv1_bn, p.model
+        seen["optimised"] = {id(q) for g in p.optimizer.param_groups for q in g["params"]}
+        p.model.mlpconv1.conv1_relu.register_forward_hook(
+            lambda m, i, out: seen.setdefault("relu_out_requires_grad", set()).add(out.requires_grad)
+        )
+        p.model.mlpconv1.cccp1.register_forward_hook(
+            lambda m, i, out: seen.setdefault("cccp1_out_requires_grad", set()).add(out.requires_grad)
+        )
+
+    cfg = tiny_cfg(epochs=2, whiten_stem=True, freeze_stem_bn=True)
+    result = train(cfg, out_dir=tmp_path, progress=False, data=tiny_data, runtime=CPU32, on_start=record)
+    bn = seen["bn"]
+    assert isinstance(bn, IdentityNorm)
+    assert not {id(bn.weight), id(bn.bias)} & seen["optimised"]
+    assert seen["relu_out_requires_grad"] == {False}  # nothing below cccp1 is differentiated
+    assert seen["cccp1_out_requires_grad"] == {True}  # cccp1 and everything after it still trains
+    ckpt = load_checkpoint(result.run_dir / "last.pt")
+    plain = build_from_checkpoint(ckpt)  # a plain BatchNorm2d where training had the fixed one
+    assert type(plain.mlpconv1.conv1_bn) is nn.BatchNorm2d
+    assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(bn.bias, torch.zeros_like(bn.bias))
+    x = torch.randn(8, *tiny_data[1].shape)
+    with torch.no_grad():  # the checkpoint answers as the trained model does
+        torch.testing.assert_close(plain(x), seen["model"].eval()(x))
+
+
+def test_resume_with_a_fixed_stem_norm_equals_an_uninterrupted_run(tmp_path, tiny_data):
+    cfg = tiny_cfg(epochs=3, whiten_stem=True, freeze_stem_bn=True)
     ref = train(cfg, out_dir=tmp_path / "a", progress=False, data=tiny_data, runtime=CPU32)
     got = interrupted_then_resumed(cfg, tmp_path / "b", tiny_data, at_step=8)
     assert got.final["loss"] == ref.final["loss"]

@@ -32,6 +32,9 @@ class TrainConfig:
     # Not in the paper (nin.train.stem_whiten): the first conv's filters set to whitening filters of the training
     # images' patches and frozen.
     whiten_stem: bool = False
+    # With whiten_stem: the batch norm after the whitened conv fixed at the identity (not trained, no batch
+    # statistics), so no gradient is computed below the stem's ReLU (nin.train.stem_whiten.fix_stem_norm).
+    freeze_stem_bn: bool = False
     # --- data ---
     dataset: str = "mnist_embedded"  # a name from `nin data list`
     data_root: str | None = None  # folder holding the downloaded files (default: per dataset)
@@ -136,6 +139,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("translate, cutout, weight_decay and max_steps must be >= 0")
     if cfg.low_res < 0 or not 0 <= cfg.low_res_share < 1:
         raise ConfigError(f"low_res must be >= 0 and low_res_share in [0, 1), got {cfg.low_res}, {cfg.low_res_share}")
+    if cfg.freeze_stem_bn and not (cfg.whiten_stem and cfg.batch_norm):
+        raise ConfigError(
+            "freeze_stem_bn fixes the batch norm after a whitened first convolution: set whiten_stem=true and "
+            "batch_norm=true with it, or leave it off"
+        )
     if (cfg.low_res > 0) != (cfg.low_res_share > 0):
         raise ConfigError(
             f"low_res={cfg.low_res} and low_res_share={cfg.low_res_share}: set both (a side in px and the share of "

@@ -26,7 +26,7 @@ from nin.train.optim import Schedule, build_optimizer
 from nin.train.resume import ResumeState, resumable_checkpoint
 from nin.train.runtime import Runtime
 from nin.train.stall import StallDetector
-from nin.train.stem_whiten import whiten_stem
+from nin.train.stem_whiten import fix_stem_norm, whiten_stem
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,10 @@ def model_options(cfg: TrainConfig, num_classes: int, in_channels: int) -> dict:
 WHITEN_IMAGES = 10_000
 
 
-def _whiten(model: nn.Module, pre: Preprocessor, train_ds: Dataset, fresh: bool) -> None:
+def _whiten(model: nn.Module, pre: Preprocessor, train_ds: Dataset, fresh: bool, fix_norm: bool) -> None:
     """Whiten and freeze the first convolution (a fresh run), or only freeze it (a resumed run: the checkpoint
-    holds the whitened filters). Before the optimiser is built, which leaves frozen weights out."""
+    holds the whitened filters); ``fix_norm``: fix the batch norm after it at the identity. Before the optimiser
+    is built, which leaves frozen weights out."""
     stem = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     if stem is None:
         raise ConfigError("whiten_stem needs a model whose first layer is a convolution")
@@ -57,6 +58,11 @@ def _whiten(model: nn.Module, pre: Preprocessor, train_ds: Dataset, fresh: bool)
         whiten_stem(stem, pre.apply(train_ds.images[:WHITEN_IMAGES]))
     else:
         stem.weight.requires_grad_(False)
+    if fix_norm:
+        try:
+            fix_stem_norm(model)
+        except ValueError as e:
+            raise ConfigError(f"freeze_stem_bn: {e}") from None
 
 
 def _load_data(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
@@ -131,7 +137,7 @@ def prepare(
     else:
         pre = build_preprocessor(cfg.preprocess).fit(train_ds.images)
     if cfg.whiten_stem:
-        _whiten(model, pre, train_ds, fresh=saved is None)
+        _whiten(model, pre, train_ds, fresh=saved is None, fix_norm=cfg.freeze_stem_bn)
 
     model = model.to(rt.device, memory_format=rt.memory_format)
     optimizer = build_optimizer(model, cfg, rt)

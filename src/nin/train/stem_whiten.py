@@ -4,6 +4,9 @@ Not in the paper (the fastest CIFAR-10 speedruns start this way): the first laye
 top eigenvectors of the covariance of k x k patches of the preprocessed training images, each scaled by
 1/sqrt(eigenvalue) and paired with its negative (a ReLU then keeps both signs), and they are not trained.
 Filters beyond two per patch dimension keep their initial values (frozen with the rest of the weight).
+:func:`fix_stem_norm` can also fix the batch norm that follows the stem at the identity: the whitened responses
+already have unit variance, and with nothing below it trainable, a step then computes no gradient below the
+stem's ReLU (no batch-norm backward on the largest activations, no input gradient of the next convolution).
 """
 
 from __future__ import annotations
@@ -58,3 +61,39 @@ def whiten_stem(conv: nn.Conv2d, images: torch.Tensor, freeze: bool = True, eps:
     if freeze:
         conv.weight.requires_grad_(False)
     return 2 * pairs
+
+
+class IdentityNorm(nn.BatchNorm2d):
+    """A batch norm fixed at the identity: weight 1, bias 0, running mean 0 and variance 1 - eps (so that the
+    eval-mode formula of a plain :class:`~torch.nn.BatchNorm2d` loaded from its state is the identity too),
+    none of it trained, and the batch passed through unchanged in training and evaluation alike."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__(num_features, eps=eps)
+        with torch.no_grad():
+            self.weight.fill_(1.0)
+            self.bias.zero_()
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0 - eps)
+        self.weight.requires_grad_(False)
+        self.bias.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def fix_stem_norm(model: nn.Module) -> IdentityNorm:
+    """Replace the batch norm right after ``model``'s first convolution by an :class:`IdentityNorm` (same state
+    keys, so checkpoints load into the plain model); returns it. Raises ValueError where the first convolution
+    is not followed by a batch norm of its width."""
+    names = [(n, m) for n, m in model.named_modules() if n]
+    i = next((i for i, (_, m) in enumerate(names) if isinstance(m, nn.Conv2d)), None)
+    if i is None or i + 1 >= len(names) or not isinstance(names[i + 1][1], nn.BatchNorm2d):
+        raise ValueError("the first convolution is not followed by a batch norm (build the model with batch_norm)")
+    (name, bn), width = names[i + 1], names[i][1].out_channels
+    if bn.num_features != width:
+        raise ValueError(f"{name} normalises {bn.num_features} channels, the first convolution has {width}")
+    fixed = IdentityNorm(bn.num_features, bn.eps).to(bn.weight.device)
+    parent_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, fixed)
+    return fixed
