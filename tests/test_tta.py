@@ -237,3 +237,13 @@ def test_a_progressive_resizing_recipe_is_calibrated_at_both_sizes(monkeypatch):
         cal["low_res_step_s"] / cal["step_s"], rel=1e-2
     )
     assert r["config"]["low_res"] == 20 and r["wall_time_s"] <= r["budget_s"]
+
+
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "mnist"])
+def test_every_recipe_candidate_builds_and_they_run_from_the_narrowest_to_the_widest(dataset):
+    from nin.bench.tta_recipe import recipe
+
+    rec = recipe(dataset)
+    sizes = [sum(p.numel() for p in build_model(n, num_classes=10, in_channels=1).parameters()) for n in rec.candidates]
+    assert len(sizes) >= 2 and sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert rec.config.model == rec.candidates[0] and rec.min_epochs > 0
