@@ -30,8 +30,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args()
-    base = recipe(args.dataset).config
     try:
+        base = recipe(args.dataset).config
         configs = {v: validate(apply_overrides(base, [] if v == "-" else v.split(","))) for v in args.variants}
     except ConfigError as e:
         raise SystemExit(f"error: {e}") from None

@@ -19,7 +19,8 @@ FAST_NETS: dict[str, NetSpec] = {
     ),
     # Deviation from paper: about two thirds of the paper's width (Table 4: 96-64-48, 128-96-48, 128-96-10), with
     # channel counts that are multiples of 16 (they run at the speed of narrower odd widths on CPUs): held out on
-    # Fashion-MNIST at 24 epochs it scored +0.31 points over nin_mnist_half for ~1.33x its step.
+    # Fashion-MNIST at 24 epochs it scored +0.31 points over nin_mnist_half, for 1.19x its step on an AMX Xeon
+    # (bench/recipe_step_cost.py) and 1.33x on a Zen 4 (bench/width_cost.py, batch 128).
     "nin_mnist_2t": NetSpec(
         "NIN-MNIST at ~2/3 width (175,290 params; 25.6 M MACs): 5x5 64-48-32, 5x5 96-64-32, 5x5 96-64-10.",
         paper_blocks(((64, 48, 32), (96, 64, 32), (96, 64)), (5, 5, 5)),

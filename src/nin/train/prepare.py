@@ -26,7 +26,7 @@ from nin.train.optim import Schedule, build_optimizer
 from nin.train.resume import ResumeState, resumable_checkpoint
 from nin.train.runtime import Runtime
 from nin.train.stall import StallDetector
-from nin.train.stem_whiten import fix_stem_norm, whiten_stem
+from nin.train.stem_whiten import first_conv, fix_stem_norm, whiten_stem
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _whiten(model: nn.Module, pre: Preprocessor, train_ds: Dataset, fresh: bool,
     """Whiten and freeze the first convolution (a fresh run), or only freeze it (a resumed run: the checkpoint
     holds the whitened filters); ``fix_norm``: fix the batch norm after it at the identity. Before the optimiser
     is built, which leaves frozen weights out."""
-    stem = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    stem = first_conv(model)
     if stem is None:
         raise ConfigError("whiten_stem needs a model whose first layer is a convolution")
     if fresh:

@@ -63,6 +63,17 @@ def whiten_stem(conv: nn.Conv2d, images: torch.Tensor, freeze: bool = True, eps:
     return 2 * pairs
 
 
+def _first_conv_index(named: list[tuple[str, nn.Module]]) -> int | None:
+    return next((i for i, (_, m) in enumerate(named) if isinstance(m, nn.Conv2d)), None)
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d | None:
+    """``model``'s first convolution in registration order (the stem), or None."""
+    named = list(model.named_modules())
+    i = _first_conv_index(named)
+    return None if i is None else named[i][1]
+
+
 class IdentityNorm(nn.BatchNorm2d):
     """A batch norm fixed at the identity: weight 1, bias 0, running mean 0 and variance 1 - eps (so that the
     eval-mode formula of a plain :class:`~torch.nn.BatchNorm2d` loaded from its state is the identity too),
@@ -87,7 +98,7 @@ def fix_stem_norm(model: nn.Module) -> IdentityNorm:
     keys, so checkpoints load into the plain model); returns it. Raises ValueError where the first convolution
     is not followed by a batch norm of its width."""
     names = [(n, m) for n, m in model.named_modules() if n]
-    i = next((i for i, (_, m) in enumerate(names) if isinstance(m, nn.Conv2d)), None)
+    i = _first_conv_index(names)
     if i is None or i + 1 >= len(names) or not isinstance(names[i + 1][1], nn.BatchNorm2d):
         raise ValueError("the first convolution is not followed by a batch norm (build the model with batch_norm)")
     (name, bn), width = names[i + 1], names[i][1].out_channels
